@@ -1,0 +1,101 @@
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+
+const Integer = (defaultValue: number, minimum: number, maximum: number, description: string) =>
+  Type.Integer({ default: defaultValue, minimum, maximum, description });
+
+const HttpUrl = (defaultValue: string, description: string) =>
+  Type.String({ default: defaultValue, pattern: '^https?://[^\\s]+$', description });
+
+/** Durations accept plain seconds or a number with a unit: 90, 90s, 15m, 12h, 7d. */
+const Duration = (defaultValue: string, description: string) =>
+  Type.String({ default: defaultValue, pattern: '^\\d+(s|m|h|d)?$', description });
+
+const OptionalPath = (description: string) => Type.Optional(Type.String({ minLength: 1, description }));
+
+/**
+ * Every setting the service reads, keyed by its environment variable so that a rejected value is
+ * reported under the exact name the operator has to fix.
+ */
+export const ConfigSchema = Type.Object({
+  HOST: Type.String({ default: '127.0.0.1', minLength: 1, description: 'listen address' }),
+  PORT: Integer(8080, 0, 65535, 'listen port'),
+  LOG_LEVEL: Type.Union(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level)),
+    { default: 'info', description: 'pino log level' },
+  ),
+  DATABASE_URL: Type.Optional(
+    Type.String({ pattern: '^postgres(ql)?://', description: 'PostgreSQL connection string' }),
+  ),
+  DATA_DIR: Type.String({ default: './data', minLength: 1, description: 'embedded database directory' }),
+  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'Redis connection string' })),
+  MAXMIND_CITY_DB: OptionalPath('GeoLite2/GeoIP2 City .mmdb'),
+  MAXMIND_ASN_DB: OptionalPath('GeoLite2/GeoIP2 ASN .mmdb'),
+  CYMRU_WHOIS_HOST: Type.String({ default: 'whois.cymru.com', minLength: 1, description: 'bulk whois host' }),
+  CYMRU_WHOIS_PORT: Integer(43, 1, 65535, 'bulk whois port'),
+  CYMRU_BATCH_SIZE: Integer(500, 1, 500, 'addresses per bulk query'),
+  CYMRU_MAX_CONNECTIONS: Integer(2, 1, 16, 'bulk queries in flight at once'),
+  CYMRU_TIMEOUT_MS: Integer(30_000, 100, 600_000, 'per bulk query'),
+  CYMRU_RETRIES: Integer(2, 0, 10, 'extra attempts for a failed bulk query'),
+  ENRICH_MAX_IPS: Integer(10_000, 1, 1_000_000, 'largest list POST /enrich accepts'),
+  ENRICH_DEADLINE_MS: Integer(10_000, 0, 600_000, 'how long a request may wait for rate-limited sources'),
+  GREYNOISE_API_URL: HttpUrl('https://api.greynoise.io', 'GreyNoise API base URL'),
+  GREYNOISE_API_KEY: Type.Optional(Type.String({ minLength: 1, description: 'GreyNoise API key' })),
+  GREYNOISE_RATE: Type.Number({ default: 1, exclusiveMinimum: 0, maximum: 10_000, description: 'requests/s' }),
+  GREYNOISE_BURST: Integer(5, 1, 10_000, 'token bucket size'),
+  DSHIELD_API_URL: HttpUrl('https://isc.sans.edu', 'DShield/ISC API base URL'),
+  DSHIELD_CONTACT: Type.Optional(Type.String({ minLength: 3, description: 'contact for the User-Agent' })),
+  DSHIELD_RATE: Type.Number({ default: 1, exclusiveMinimum: 0, maximum: 10_000, description: 'requests/s' }),
+  DSHIELD_BURST: Integer(2, 1, 10_000, 'token bucket size'),
+  L1_TTL_SECONDS: Integer(3600, 1, 31_536_000, 'Redis/LRU record TTL'),
+  L1_MAX_ENTRIES: Integer(100_000, 1, 10_000_000, 'in-process LRU size when Redis is not configured'),
+  TTL_CYMRU: Duration('7d', 'Team Cymru freshness'),
+  TTL_GREYNOISE: Duration('1d', 'GreyNoise freshness'),
+  TTL_DSHIELD: Duration('1d', 'DShield freshness'),
+});
+
+export type Config = Static<typeof ConfigSchema>;
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 };
+
+export function durationToMs(duration: string): number {
+  const unit = duration.at(-1) ?? 's';
+  const multiplier = UNIT_SECONDS[unit];
+  return multiplier === undefined ? Number(duration) * 1000 : Number(duration.slice(0, -1)) * multiplier * 1000;
+}
+
+function describeExpected(schema: TSchema): string {
+  if (schema.anyOf) return `one of ${(schema.anyOf as TSchema[]).map((s) => String(s.const)).join(', ')}`;
+  const parts: string[] = [schema.type === 'integer' ? 'an integer' : `a ${String(schema.type)}`];
+  if (schema.minimum !== undefined) parts.push(`>= ${String(schema.minimum)}`);
+  if (schema.exclusiveMinimum !== undefined) parts.push(`> ${String(schema.exclusiveMinimum)}`);
+  if (schema.maximum !== undefined) parts.push(`<= ${String(schema.maximum)}`);
+  if (schema.pattern !== undefined) parts.push(`matching ${String(schema.pattern)}`);
+  return parts.join(' ');
+}
+
+/**
+ * Reads the configuration from an environment once at boot. Empty strings count as unset, so a
+ * `FOO=` line in a compose file means "use the default" rather than "invalid".
+ */
+export function loadConfig(env: Record<string, string | undefined>, overrides: Partial<Config> = {}): Config {
+  const raw: Record<string, unknown> = {};
+  for (const key of Object.keys(ConfigSchema.properties)) {
+    const value = env[key];
+    if (value !== undefined && value.trim() !== '') raw[key] = value.trim();
+  }
+  Object.assign(raw, overrides);
+  const candidate = Value.Convert(ConfigSchema, Value.Default(ConfigSchema, raw));
+  const firstError = Value.Errors(ConfigSchema, candidate).First();
+  if (firstError) {
+    const variable = firstError.path.replace(/^\//, '').split('/')[0] ?? firstError.path;
+    const property = ConfigSchema.properties[variable as keyof typeof ConfigSchema.properties] as TSchema | undefined;
+    const expected = property ? describeExpected(property) : firstError.message;
+    throw new ConfigError(`${variable}=${JSON.stringify(raw[variable] ?? '')} is invalid: expected ${expected}`);
+  }
+  return candidate as Config;
+}
