@@ -29,6 +29,7 @@ export const ConfigSchema = Type.Object({
   ),
   DATA_DIR: Type.String({ default: './data', minLength: 1, description: 'embedded database directory' }),
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'Redis connection string' })),
+  REDIS_KEY_PREFIX: Type.String({ default: 'ipenrich:', description: 'prefix of every Redis key the service uses' }),
   MAXMIND_CITY_DB: OptionalPath('GeoLite2/GeoIP2 City .mmdb'),
   MAXMIND_ASN_DB: OptionalPath('GeoLite2/GeoIP2 ASN .mmdb'),
   CYMRU_WHOIS_HOST: Type.String({ default: 'whois.cymru.com', minLength: 1, description: 'bulk whois host' }),

@@ -1,0 +1,78 @@
+import swagger from '@fastify/swagger';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Ajv, type Options as AjvOptions } from 'ajv';
+import addFormats from 'ajv-formats';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { Config } from './config.js';
+import { EnrichStatsSchema } from './enrich/stats.js';
+import { ProblemSchema, registerProblemHandlers } from './errors.js';
+import services, { type ServiceOverrides } from './plugins/services.js';
+import { SHARED_SCHEMAS } from './record/model.js';
+import enrichRoute from './routes/enrich.js';
+import healthRoutes from './routes/health.js';
+import ipRoute from './routes/ip.js';
+import { PRODUCT, VERSION } from './version.js';
+
+export interface AppOverrides extends ServiceOverrides {
+  logger?: FastifyServerOptions['logger'];
+}
+
+const SCHEMAS = [...SHARED_SCHEMAS, ProblemSchema, EnrichStatsSchema];
+
+/**
+ * Bodies are validated without coercion, so `{"ips": "1.2.3.4"}` or `{"ips": [1]}` is a 400 rather than
+ * silently reshaped; path and query strings are text by nature and are coerced to the declared types.
+ */
+function validators(): { body: Ajv; text: Ajv } {
+  const make = (options: AjvOptions) => {
+    const ajv = new Ajv({ useDefaults: true, removeAdditional: false, allErrors: false, ...options });
+    addFormats.default(ajv);
+    ajv.addKeyword('kind').addKeyword('modifier');
+    for (const schema of SCHEMAS) ajv.addSchema(schema);
+    return ajv;
+  };
+  return { body: make({ coerceTypes: false }), text: make({ coerceTypes: 'array' }) };
+}
+
+/** Schemas, OpenAPI and routes: everything that defines the HTTP contract, without any backend. */
+export async function registerApi(app: FastifyInstance, config: Config): Promise<void> {
+  const ajv = validators();
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? ajv.body : ajv.text).compile(schema));
+  for (const schema of SCHEMAS) app.addSchema(schema);
+  registerProblemHandlers(app);
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: PRODUCT,
+        version: VERSION,
+        description:
+          'Enriches IP addresses with MaxMind GeoIP, Team Cymru IP-to-ASN, GreyNoise and DShield, ' +
+          'cached per source and answered in input order.',
+        license: { name: 'MIT', identifier: 'MIT' },
+      },
+      tags: [
+        { name: 'enrich', description: 'address enrichment' },
+        { name: 'operations', description: 'health, readiness and documentation' },
+      ],
+    },
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, index) => String(json.$id ?? `def-${index}`) },
+  });
+  app.decorate('config', config);
+  await app.register(enrichRoute);
+  await app.register(ipRoute);
+  await app.register(healthRoutes);
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+}
+
+export async function buildApp(config: Config, overrides: AppOverrides = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: overrides.logger ?? { level: config.LOG_LEVEL },
+    // Room for ENRICH_MAX_IPS addresses of the longest textual form, so the 413 names the real limit.
+    bodyLimit: Math.max(1024 * 1024, config.ENRICH_MAX_IPS * 64),
+    disableRequestLogging: config.LOG_LEVEL !== 'debug' && config.LOG_LEVEL !== 'trace',
+  }).withTypeProvider<TypeBoxTypeProvider>();
+  await app.register(services, { config, overrides });
+  await registerApi(app, config);
+  return app;
+}

@@ -1,0 +1,11 @@
+import type { StoredRecord } from '../record/model.js';
+
+/** L1: merged records by canonical address. A cache never fails a request: errors read as misses. */
+export interface RecordCache {
+  readonly kind: 'redis' | 'memory';
+  getMany(ips: readonly string[]): Promise<Map<string, StoredRecord>>;
+  setMany(records: readonly StoredRecord[]): Promise<void>;
+  /** 'degraded' while the backing store is unreachable; the service keeps answering without it. */
+  health(): 'ok' | 'degraded';
+  close(): Promise<void>;
+}

@@ -1,0 +1,116 @@
+import type { Database } from './client.js';
+import {
+  SOURCE_NAMES,
+  type SourceName,
+  type StoredRecord,
+  type StoredSourceState,
+  type StoredSources,
+} from '../record/model.js';
+
+/** What one request learned about one address: only the sources it fetched afresh. */
+export interface RecordUpdate {
+  ip: string;
+  sources: Partial<StoredSources>;
+}
+
+type Row = Record<string, unknown> & { ip: string; updated_at: Date | string };
+
+const SOURCE_COLUMNS = SOURCE_NAMES.flatMap((source) => [
+  [source, 'jsonb'],
+  [`${source}_status`, 'text'],
+  [`${source}_fetched_at`, 'timestamptz'],
+]);
+const COLUMNS: Array<[string, string]> = [
+  ['ip', 'text'],
+  ...(SOURCE_COLUMNS as Array<[string, string]>),
+  ['maxmind_database', 'text'],
+];
+
+/**
+ * A source's columns are overwritten only when this update carries that source, so two requests that
+ * refresh different sources of one address at the same time never undo each other's work.
+ */
+const UPSERT_SQL = `
+INSERT INTO ip_record (${COLUMNS.map(([name]) => name).join(', ')}, first_seen, last_seen, lookup_count, updated_at)
+SELECT ${COLUMNS.map(([name]) => `x.${name}`).join(', ')}, $2, $2, 1, $2
+FROM jsonb_to_recordset($1::jsonb) AS x(${COLUMNS.map(([name, type]) => `${name} ${type}`).join(', ')})
+ON CONFLICT (ip) DO UPDATE SET
+${SOURCE_NAMES.flatMap((source) =>
+  [source, `${source}_status`, `${source}_fetched_at`, ...(source === 'maxmind' ? ['maxmind_database'] : [])].map(
+    (column) =>
+      `  ${column} = CASE WHEN EXCLUDED.${source}_status IS NULL THEN ip_record.${column} ELSE EXCLUDED.${column} END`,
+  ),
+).join(',\n')},
+  last_seen = EXCLUDED.last_seen,
+  lookup_count = ip_record.lookup_count + 1,
+  updated_at = CASE WHEN ${SOURCE_NAMES.map((source) => `EXCLUDED.${source}_status IS NULL`).join(' AND ')}
+    THEN ip_record.updated_at ELSE EXCLUDED.updated_at END`;
+
+const SELECT_SQL = `
+SELECT ip, ${SOURCE_NAMES.map((s) => `${s}, ${s}_status, ${s}_fetched_at`).join(', ')}, maxmind_database, updated_at
+FROM ip_record WHERE ip = ANY($1::text[])`;
+
+const toIso = (value: unknown): string => (value instanceof Date ? value : new Date(String(value))).toISOString();
+
+function stateFromRow(row: Row, source: SourceName): StoredSourceState<unknown> | null {
+  const status = row[`${source}_status`];
+  if (typeof status !== 'string') return null;
+  const state: StoredSourceState<unknown> = {
+    status: status as StoredSourceState<unknown>['status'],
+    fetchedAt: toIso(row[`${source}_fetched_at`]),
+    data: row[source] ?? null,
+  };
+  if (source === 'maxmind' && typeof row.maxmind_database === 'string') state.database = row.maxmind_database;
+  return state;
+}
+
+function rowToRecord(row: Row): StoredRecord {
+  const sources = Object.fromEntries(SOURCE_NAMES.map((source) => [source, stateFromRow(row, source)]));
+  return { ip: row.ip, sources: sources as StoredSources, updatedAt: toIso(row.updated_at) };
+}
+
+function updateToRow(update: RecordUpdate): Record<string, unknown> {
+  const row: Record<string, unknown> = { ip: update.ip };
+  for (const source of SOURCE_NAMES) {
+    const state = update.sources[source];
+    if (!state) continue;
+    row[source] = state.data;
+    row[`${source}_status`] = state.status;
+    row[`${source}_fetched_at`] = state.fetchedAt;
+    if (source === 'maxmind') row.maxmind_database = state.database ?? null;
+  }
+  return row;
+}
+
+/** PostgreSQL, through Prisma: one statement to read a whole list, one to write it. */
+export class RecordStore {
+  constructor(private readonly db: Database) {}
+
+  async load(ips: readonly string[]): Promise<Map<string, StoredRecord>> {
+    const found = new Map<string, StoredRecord>();
+    if (ips.length === 0) return found;
+    const rows = await this.db.$queryRawUnsafe<Row[]>(SELECT_SQL, ips);
+    for (const row of rows) found.set(row.ip, rowToRecord(row));
+    return found;
+  }
+
+  /**
+   * Upserts every update in one statement; `at` becomes updated_at of records whose sources changed
+   * and last_seen of all of them. Duplicate addresses are merged, since PostgreSQL refuses to touch a row
+   * twice in one INSERT … ON CONFLICT.
+   */
+  async save(updates: readonly RecordUpdate[], at: Date): Promise<void> {
+    if (updates.length === 0) return;
+    const byIp = new Map<string, RecordUpdate>();
+    for (const update of updates) {
+      const previous = byIp.get(update.ip);
+      byIp.set(update.ip, previous ? { ip: update.ip, sources: { ...previous.sources, ...update.sources } } : update);
+    }
+    const payload = JSON.stringify([...byIp.values()].map(updateToRow));
+    await this.db.$executeRawUnsafe(UPSERT_SQL, payload, at);
+  }
+
+  async ping(): Promise<void> {
+    await this.db.$queryRawUnsafe('SELECT 1');
+  }
+}

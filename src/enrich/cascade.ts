@@ -1,0 +1,237 @@
+import type { FastifyBaseLogger } from 'fastify';
+import type { RecordCache } from '../cache/tier.js';
+import type { Clock } from '../clock.js';
+import type { RecordStore, RecordUpdate } from '../db/record-store.js';
+import { parseAddress, type ParsedAddress } from '../ip/address.js';
+import {
+  SOURCE_NAMES,
+  type IpRecord,
+  type MaxMindData,
+  type SourceName,
+  type SourceOutcome,
+  type StoredRecord,
+  type StoredSourceState,
+  type StoredSources,
+} from '../record/model.js';
+import { routableView, unroutedView, type Outcomes } from './record-view.js';
+import type { EnrichStats, SourceCounters } from './stats.js';
+import type { Freshness, PerAddressSource, SourceSet } from './sources.js';
+
+export interface EnrichRequest {
+  inputs: readonly string[];
+  sources?: readonly SourceName[];
+  refresh?: boolean;
+  /** Epoch ms; rate-limited sources answer `rate_limited` rather than wait past it. */
+  deadline: number;
+}
+
+export interface EnrichResult {
+  results: IpRecord[];
+  stats: EnrichStats;
+}
+
+export interface EnricherDeps {
+  sources: SourceSet;
+  store: RecordStore;
+  cache: RecordCache;
+  freshness: Freshness;
+  clock: Clock;
+  logger: FastifyBaseLogger;
+  /** Told of every finished request, e.g. to feed Prometheus counters. */
+  onStats?: (stats: EnrichStats) => void;
+}
+
+/** What one request does for one address: what it knew, and what each source answered now. */
+interface Work {
+  known: StoredRecord | undefined;
+  outcomes: Outcomes;
+  update: Partial<StoredSources>;
+}
+
+const PERSISTED = new Set(['ok', 'not_found']);
+
+function emptyCounters(): Record<SourceName, SourceCounters> {
+  return Object.fromEntries(
+    SOURCE_NAMES.map((source) => [source, { lookups: 0, ok: 0, notFound: 0, errors: 0, rateLimited: 0 }]),
+  ) as Record<SourceName, SourceCounters>;
+}
+
+function count(counters: SourceCounters, outcome: SourceOutcome<unknown>): void {
+  counters.lookups += 1;
+  if (outcome.status === 'ok') counters.ok += 1;
+  else if (outcome.status === 'not_found') counters.notFound += 1;
+  else if (outcome.status === 'error') counters.errors += 1;
+  else if (outcome.status === 'rate_limited') counters.rateLimited += 1;
+}
+
+/**
+ * The cascade: collect what each address still needs, ask every source in bulk, merge, persist, and
+ * answer in input order. Work for an address is done once however often it appears in the list.
+ */
+export class Enricher {
+  /** Bookkeeping writes (last seen, lookup count) that a reply does not wait for; awaited on close. */
+  private readonly background = new Set<Promise<void>>();
+
+  constructor(private readonly deps: EnricherDeps) {}
+
+  async enrich(request: EnrichRequest): Promise<EnrichResult> {
+    const { clock } = this.deps;
+    const started = clock.now();
+    const parsed = request.inputs.map((input) => parseAddress(input));
+    const unique = [...new Set(parsed.flatMap((p) => (p.kind === 'routable' ? [p.ip] : [])))];
+    const requested = new Set<SourceName>(request.sources ?? SOURCE_NAMES);
+    const stats: EnrichStats = {
+      total: request.inputs.length,
+      unique: unique.length,
+      invalid: parsed.filter((p) => p.kind === 'invalid').length,
+      bogon: parsed.filter((p) => p.kind === 'bogon').length,
+      durationMs: 0,
+      tiers: { l1: { hits: 0, misses: 0 }, l2: { hits: 0, misses: 0 } },
+      sources: emptyCounters(),
+    };
+
+    const { known, fromL2 } = request.refresh
+      ? { known: new Map<string, StoredRecord>(), fromL2: [] }
+      : await this.readTiers(unique, stats);
+    const work = new Map<string, Work>(unique.map((ip) => [ip, { known: known.get(ip), outcomes: {}, update: {} }]));
+    await this.fetch(work, requested, request, stats);
+
+    const at = new Date(clock.now());
+    const merged = new Map<string, StoredRecord>();
+    const untouched: RecordUpdate[] = [];
+    for (const [ip, item] of work) {
+      const changed = Object.keys(item.update).length > 0;
+      merged.set(ip, {
+        ip,
+        sources: { ...(item.known?.sources ?? { maxmind: null, cymru: null, greynoise: null, dshield: null }), ...item.update },
+        updatedAt: changed || !item.known ? at.toISOString() : item.known.updatedAt,
+      });
+      if (!changed && item.known) untouched.push({ ip, sources: {} });
+    }
+    this.touch(untouched, at);
+    const cacheable = [...work].filter(([, item]) => Object.keys(item.update).length > 0).map(([ip]) => merged.get(ip)!);
+    for (const ip of fromL2) cacheable.push(merged.get(ip)!);
+    await this.deps.cache.setMany(cacheable);
+
+    const results = request.inputs.map((input, index) => {
+      const address = parsed[index] as ParsedAddress;
+      if (address.kind !== 'routable') return unroutedView(input, address);
+      return routableView(input, merged.get(address.ip)!, work.get(address.ip)!.outcomes);
+    });
+    stats.durationMs = Math.round(clock.now() - started);
+    this.deps.onStats?.(stats);
+    return { results, stats };
+  }
+
+  /** Waits for bookkeeping writes still in flight, so a graceful shutdown loses none. */
+  async drain(): Promise<void> {
+    await Promise.allSettled([...this.background]);
+  }
+
+  private async readTiers(ips: string[], stats: EnrichStats) {
+    const known = await this.deps.cache.getMany(ips);
+    stats.tiers.l1.hits = known.size;
+    stats.tiers.l1.misses = ips.length - known.size;
+    const missing = ips.filter((ip) => !known.has(ip));
+    const stored = await this.deps.store.load(missing);
+    stats.tiers.l2.hits = stored.size;
+    stats.tiers.l2.misses = missing.length - stored.size;
+    for (const [ip, record] of stored) known.set(ip, record);
+    return { known, fromL2: [...stored.keys()] };
+  }
+
+  private isFresh(source: Exclude<SourceName, 'maxmind'>, state: StoredSourceState<unknown> | null, now: number) {
+    return state !== null && now - Date.parse(state.fetchedAt) < this.deps.freshness[source];
+  }
+
+  private async fetch(work: Map<string, Work>, requested: Set<SourceName>, request: EnrichRequest, stats: EnrichStats) {
+    const { sources, clock } = this.deps;
+    const now = clock.now();
+    const nowIso = new Date(now).toISOString();
+    const refresh = request.refresh === true;
+    const record = (item: Work, source: SourceName, outcome: SourceOutcome<unknown>) => {
+      item.outcomes[source] = outcome;
+      count(stats.sources[source], outcome);
+      if (PERSISTED.has(outcome.status) && 'data' in outcome) {
+        const state: StoredSourceState<unknown> = { status: outcome.status as 'ok', fetchedAt: nowIso, data: outcome.data };
+        if (outcome.database !== undefined) state.database = outcome.database;
+        (item.update as Record<SourceName, StoredSourceState<unknown>>)[source] = state;
+      }
+    };
+
+    if (requested.has('maxmind')) {
+      const availability = sources.maxmind.availability();
+      const version = sources.maxmind.version();
+      for (const [ip, item] of work) {
+        const state = item.known?.sources.maxmind;
+        if (!refresh && state && state.database === version) continue;
+        if (availability.status !== 'ready') {
+          item.outcomes.maxmind = { status: availability.status, reason: availability.reason ?? 'not configured' };
+        } else {
+          record(item, 'maxmind', sources.maxmind.lookup(ip));
+        }
+      }
+    }
+
+    const cymruIps: string[] = [];
+    if (requested.has('cymru')) {
+      for (const [ip, item] of work) {
+        const maxmindState = item.update.maxmind ?? item.known?.sources.maxmind;
+        if ((maxmindState?.data as MaxMindData | null | undefined)?.asn) {
+          if (!item.known?.sources.cymru) item.outcomes.cymru = { status: 'skipped', reason: 'MaxMind knows the ASN' };
+          continue;
+        }
+        if (!refresh && this.isFresh('cymru', item.known?.sources.cymru ?? null, now)) continue;
+        cymruIps.push(ip);
+      }
+    }
+
+    const pending: Array<Promise<void>> = [];
+    if (cymruIps.length > 0) {
+      pending.push(
+        sources.cymru.lookupStreaming(cymruIps, (results) => {
+          for (const [ip, outcome] of results) {
+            const item = work.get(ip);
+            if (item) record(item, 'cymru', outcome);
+          }
+        }),
+      );
+    }
+    for (const source of ['greynoise', 'dshield'] as const) {
+      if (!requested.has(source)) continue;
+      const upstream: PerAddressSource<unknown> = sources[source];
+      const availability = upstream.availability();
+      const due = [...work].filter(([, item]) => refresh || !this.isFresh(source, item.known?.sources[source] ?? null, now));
+      if (availability.status !== 'ready') {
+        for (const [, item] of due) item.outcomes[source] = { status: availability.status, reason: availability.reason ?? '' };
+        continue;
+      }
+      if (due.length === 0) continue;
+      pending.push(
+        upstream.lookup(due.map(([ip]) => ip), { deadline: request.deadline }).then((results) => {
+          for (const [ip, outcome] of results) {
+            const item = work.get(ip);
+            if (item) record(item, source, outcome);
+          }
+        }),
+      );
+    }
+    await Promise.all(pending);
+    await this.persist(work);
+  }
+
+  private async persist(work: Map<string, Work>) {
+    const updates: RecordUpdate[] = [];
+    for (const [ip, item] of work) if (Object.keys(item.update).length > 0) updates.push({ ip, sources: item.update });
+    await this.deps.store.save(updates, new Date(this.deps.clock.now()));
+  }
+
+  private touch(updates: RecordUpdate[], at: Date) {
+    if (updates.length === 0) return;
+    const task = this.deps.store.save(updates, at).catch((error: unknown) => {
+      this.deps.logger.warn({ err: error }, 'could not record last-seen for cached addresses');
+    });
+    this.background.add(task);
+    void task.finally(() => this.background.delete(task));
+  }
+}

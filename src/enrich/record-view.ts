@@ -1,0 +1,66 @@
+import type { ParsedAddress } from '../ip/address.js';
+import {
+  SOURCE_NAMES,
+  type Asn,
+  type IpRecord,
+  type MaxMindData,
+  type SourceName,
+  type SourceOutcome,
+  type SourceReport,
+  type StoredRecord,
+} from '../record/model.js';
+
+export type Outcomes = Partial<Record<SourceName, SourceOutcome<unknown>>>;
+
+const NO_SOURCES = Object.fromEntries(
+  SOURCE_NAMES.map((source) => [source, { status: 'skipped', fetchedAt: null }]),
+) as IpRecord['sources'];
+
+const FAILED: ReadonlySet<string> = new Set(['error', 'rate_limited']);
+
+function report(source: SourceName, record: StoredRecord, outcome: SourceOutcome<unknown> | undefined): SourceReport {
+  const state = record.sources[source];
+  const fetchedAt = state?.fetchedAt ?? null;
+  const database = state?.database !== undefined ? { database: state.database } : {};
+  if (!outcome) return state ? { status: state.status, fetchedAt, ...database } : { status: 'skipped', fetchedAt };
+  switch (outcome.status) {
+    case 'ok':
+    case 'not_found':
+      return { status: outcome.status, fetchedAt, ...database };
+    case 'error':
+      return { status: 'error', fetchedAt, error: outcome.error };
+    case 'rate_limited':
+      return { status: 'rate_limited', fetchedAt, retryAt: outcome.retryAt };
+    default:
+      return { status: outcome.status, fetchedAt, ...(outcome.reason ? { error: outcome.reason } : {}) };
+  }
+}
+
+/** The answer for one routable address: its stored record as merged now, and what this request saw. */
+export function routableView(input: string, record: StoredRecord, outcomes: Outcomes): IpRecord {
+  const maxmind = record.sources.maxmind?.data as MaxMindData | null | undefined;
+  const cymru = record.sources.cymru;
+  const sources = Object.fromEntries(
+    SOURCE_NAMES.map((source) => [source, report(source, record, outcomes[source])]),
+  ) as IpRecord['sources'];
+  const failed = SOURCE_NAMES.some((source) => FAILED.has(sources[source].status));
+  return {
+    ip: record.ip,
+    input,
+    status: failed ? 'partial' : 'ok',
+    asn: maxmind?.asn ?? (cymru?.status === 'ok' ? (cymru.data as Asn | null) : null),
+    geo: maxmind?.geo ?? null,
+    greynoise: (record.sources.greynoise?.data ?? null) as IpRecord['greynoise'],
+    dshield: (record.sources.dshield?.data ?? null) as IpRecord['dshield'],
+    sources,
+    updatedAt: record.updatedAt,
+  };
+}
+
+/** The answer for an input that is not looked up: not an address, or a private/reserved one. */
+export function unroutedView(input: string, parsed: Exclude<ParsedAddress, { kind: 'routable' }>): IpRecord {
+  const common = { input, asn: null, geo: null, greynoise: null, dshield: null, sources: NO_SOURCES, updatedAt: null };
+  return parsed.kind === 'invalid'
+    ? { ip: input, status: 'invalid', error: parsed.error, ...common }
+    : { ip: parsed.ip, status: 'bogon', range: parsed.range, ...common };
+}

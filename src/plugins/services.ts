@@ -1,0 +1,149 @@
+import { createRequire } from 'node:module';
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import { Redis } from 'ioredis';
+import { MemoryTier } from '../cache/memory-tier.js';
+import { RedisTier } from '../cache/redis-tier.js';
+import type { RecordCache } from '../cache/tier.js';
+import { systemClock, type Clock } from '../clock.js';
+import { durationToMs, type Config } from '../config.js';
+import { connectDatabase, type DatabaseHandle } from '../db/client.js';
+import { applyMigrations } from '../db/migrate.js';
+import { RecordStore } from '../db/record-store.js';
+import { Enricher, type EnrichStats } from '../enrich/cascade.js';
+import type { SourceSet } from '../enrich/sources.js';
+import { AdaptiveLimiter } from '../limiter/adaptive.js';
+import { CymruClient } from '../sources/cymru.js';
+import { DShieldSource } from '../sources/dshield.js';
+import { GreyNoiseSource } from '../sources/greynoise.js';
+import { MaxMindSource } from '../sources/maxmind.js';
+import { PRODUCT, VERSION } from '../version.js';
+
+export interface ServiceOverrides {
+  clock?: Clock;
+  /** Called with every request's stats (tests and metrics). */
+  onStats?: (stats: EnrichStats) => void;
+}
+
+export interface Services {
+  store: RecordStore;
+  cache: RecordCache;
+  sources: SourceSet;
+  limiters: { greynoise: AdaptiveLimiter; dshield: AdaptiveLimiter };
+  enricher: Enricher;
+  clock: Clock;
+  defaults: string[];
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    config: Config;
+    services: Services;
+  }
+}
+
+/** GeoLite2-City from the geoip-database package: a real (if dated) database that needs no licence key. */
+function bundledCityDatabase(): string {
+  return createRequire(import.meta.url).resolve('geoip-database/GeoLite2-City.mmdb');
+}
+
+/**
+ * Builds every process-wide service once: the database (migrated before anything is served), the L1
+ * cache, the sources and the limiters they share, and the enricher. Routes only ever use these.
+ */
+async function services(app: FastifyInstance, options: { config: Config; overrides: ServiceOverrides }) {
+  const { config, overrides } = options;
+  const clock = overrides.clock ?? systemClock;
+  const logger = app.log;
+  const defaults: string[] = [];
+  const closers: Array<() => Promise<void>> = [];
+  app.addHook('onClose', async () => {
+    for (const close of closers.reverse()) {
+      await close().catch((error: unknown) => logger.warn({ err: error }, 'error while closing a service'));
+    }
+  });
+
+  if (!config.DATABASE_URL) throw new Error('DATABASE_URL is required');
+  const database: DatabaseHandle = connectDatabase(config.DATABASE_URL);
+  closers.push(() => database.close());
+  await applyMigrations(database.pool, { logger });
+  const store = new RecordStore(database.prisma);
+
+  let redis: Redis | undefined;
+  if (config.REDIS_URL) {
+    redis = new Redis(config.REDIS_URL, {
+      // Fail fast instead of queueing while Redis is away: a cache must never hold a request up.
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      commandTimeout: 250,
+      retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
+    });
+    redis.on('error', () => undefined);
+    const client = redis;
+    closers.push(async () => void client.disconnect());
+  }
+  const cache: RecordCache = redis
+    ? new RedisTier(redis, { keyPrefix: config.REDIS_KEY_PREFIX, ttlSeconds: config.L1_TTL_SECONDS, logger })
+    : new MemoryTier({ maxEntries: config.L1_MAX_ENTRIES, ttlMs: config.L1_TTL_SECONDS * 1000 });
+  if (!redis) defaults.push(`REDIS_URL unset: in-process LRU L1 (${config.L1_MAX_ENTRIES} entries)`);
+  closers.push(() => cache.close());
+
+  const cityDb = config.MAXMIND_CITY_DB ?? bundledCityDatabase();
+  if (!config.MAXMIND_CITY_DB) defaults.push(`MAXMIND_CITY_DB unset: bundled GeoLite2-City from geoip-database (${cityDb})`);
+  const maxmind = await MaxMindSource.open({ cityDb, asnDb: config.MAXMIND_ASN_DB, logger });
+  closers.push(() => maxmind.close());
+
+  const limiter = (name: 'greynoise' | 'dshield', rate: number, burst: number) =>
+    new AdaptiveLimiter({ name, rate, burst, clock, redis, keyPrefix: `${config.REDIS_KEY_PREFIX}limit:`, logger });
+  const limiters = {
+    greynoise: limiter('greynoise', config.GREYNOISE_RATE, config.GREYNOISE_BURST),
+    dshield: limiter('dshield', config.DSHIELD_RATE, config.DSHIELD_BURST),
+  };
+  const greynoise = new GreyNoiseSource({
+    baseUrl: config.GREYNOISE_API_URL,
+    apiKey: config.GREYNOISE_API_KEY,
+    limiter: limiters.greynoise,
+    clock,
+    logger,
+  });
+  closers.push(() => greynoise.close());
+  const dshield = new DShieldSource({
+    baseUrl: config.DSHIELD_API_URL,
+    contact: config.DSHIELD_CONTACT,
+    version: VERSION,
+    limiter: limiters.dshield,
+    clock,
+    logger,
+  });
+  closers.push(() => dshield.close());
+  const cymru = new CymruClient({
+    host: config.CYMRU_WHOIS_HOST,
+    port: config.CYMRU_WHOIS_PORT,
+    batchSize: config.CYMRU_BATCH_SIZE,
+    maxConnections: config.CYMRU_MAX_CONNECTIONS,
+    timeoutMs: config.CYMRU_TIMEOUT_MS,
+    retries: config.CYMRU_RETRIES,
+    logger,
+  });
+  const sources: SourceSet = { maxmind, cymru, greynoise, dshield };
+
+  const enricher = new Enricher({
+    sources,
+    store,
+    cache,
+    clock,
+    logger,
+    freshness: {
+      cymru: durationToMs(config.TTL_CYMRU),
+      greynoise: durationToMs(config.TTL_GREYNOISE),
+      dshield: durationToMs(config.TTL_DSHIELD),
+    },
+    onStats: overrides.onStats,
+  });
+  closers.push(() => enricher.drain());
+
+  for (const line of defaults) logger.info(`${PRODUCT} default in use: ${line}`);
+  app.decorate('services', { store, cache, sources, limiters, enricher, clock, defaults });
+}
+
+export default fp(services, { name: 'services' });

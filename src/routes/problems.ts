@@ -1,0 +1,17 @@
+import { Type } from '@sinclair/typebox';
+
+const DESCRIPTIONS: Record<number, string> = {
+  400: 'the request is malformed (problem+json names what is wrong)',
+  404: 'no such route',
+  413: 'the request is too large',
+  415: 'the body is not JSON',
+  500: 'internal error',
+  503: 'a required backend (the database) is unavailable',
+};
+
+/** Problem+json response schemas for the given status codes, by reference to the shared Problem schema. */
+export function problemResponses(...statuses: number[]) {
+  return Object.fromEntries(
+    statuses.map((status) => [status, Type.Ref('Problem', { description: DESCRIPTIONS[status] ?? 'error' })]),
+  );
+}
