@@ -1,0 +1,160 @@
+import { connect } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { FastifyBaseLogger } from 'fastify';
+import pLimit, { type LimitFunction } from 'p-limit';
+import type { Asn, SourceOutcome } from '../record/model.js';
+import { parseBulkAnswer } from './cymru-parser.js';
+
+export interface CymruOptions {
+  host: string;
+  port: number;
+  batchSize: number;
+  maxConnections: number;
+  timeoutMs: number;
+  retries: number;
+  /** First retry delay; later ones double, with jitter. Default 250 ms. */
+  retryBaseDelayMs?: number;
+  logger?: FastifyBaseLogger;
+}
+
+type CymruOutcome = SourceOutcome<Asn>;
+
+const NO_ANSWER = 'no answer from Team Cymru for this address';
+const DEFAULT_RETRY_BASE_DELAY_MS = 250;
+
+/** One bulk query's result: the rows that arrived, and why the exchange failed if it did. */
+interface QueryResult {
+  rows: Map<string, Asn | null>;
+  failure?: string;
+}
+
+function toOutcome(asn: Asn | null): CymruOutcome {
+  return asn ? { status: 'ok', data: asn } : { status: 'not_found', data: null };
+}
+
+/**
+ * Client for Team Cymru's bulk whois (whois.cymru.com:43). One instance is shared by every request of the
+ * process so that its connection limit holds process-wide: Team Cymru asks bulk users to keep the number
+ * of parallel queries low and may block hosts that do not.
+ */
+export class CymruClient {
+  readonly #options: CymruOptions;
+  readonly #limit: LimitFunction;
+  #queries = 0;
+  #failures = 0;
+  #inFlight = 0;
+
+  constructor(options: CymruOptions) {
+    this.#options = options;
+    this.#limit = pLimit(options.maxConnections);
+  }
+
+  /** Resolves with one outcome per distinct input address; never rejects for upstream problems. */
+  async lookup(ips: readonly string[]): Promise<Map<string, CymruOutcome>> {
+    const outcomes = new Map<string, CymruOutcome>();
+    await this.lookupStreaming(ips, (batch) => {
+      for (const [ip, outcome] of batch) outcomes.set(ip, outcome);
+    });
+    return outcomes;
+  }
+
+  /**
+   * Calls onBatch once per batch as soon as its outcome is final. Calls never overlap, so the callback may
+   * merge into shared state or persist without its own locking. Rejects only if onBatch does, and then
+   * only after every batch has finished.
+   */
+  async lookupStreaming(
+    ips: readonly string[],
+    onBatch: (results: Map<string, CymruOutcome>) => void | Promise<void>,
+  ): Promise<void> {
+    const unique = [...new Set(ips)];
+    const { batchSize } = this.#options;
+    const batches: string[][] = [];
+    for (let start = 0; start < unique.length; start += batchSize) {
+      batches.push(unique.slice(start, start + batchSize));
+    }
+    let delivered: Promise<void> = Promise.resolve();
+    const settled = await Promise.allSettled(
+      batches.map(async (batch) => {
+        const results = await this.#runBatch(batch);
+        const delivery = delivered.then(() => onBatch(results));
+        delivered = delivery.catch(() => undefined);
+        await delivery;
+      }),
+    );
+    const rejected = settled.find((result) => result.status === 'rejected');
+    if (rejected) throw rejected.reason;
+  }
+
+  /** queries: bulk queries attempted (retries included); failures: attempts that failed; inFlight: open now. */
+  stats(): { queries: number; failures: number; inFlight: number } {
+    return { queries: this.#queries, failures: this.#failures, inFlight: this.#inFlight };
+  }
+
+  async #runBatch(batch: readonly string[]): Promise<Map<string, CymruOutcome>> {
+    const outcomes = new Map<string, CymruOutcome>();
+    const { retries, logger } = this.#options;
+    let pending = batch;
+    let failure: string | undefined;
+    for (let attempt = 0; attempt <= retries && pending.length > 0; attempt++) {
+      if (attempt > 0) await sleep(this.#backoffMs(attempt - 1));
+      const asked = pending;
+      const result = await this.#limit(() => this.#query(asked));
+      for (const ip of asked) {
+        const asn = result.rows.get(ip);
+        if (asn !== undefined) outcomes.set(ip, toOutcome(asn));
+      }
+      // Rows that arrived before a failure are final; only the addresses still unanswered are asked again.
+      pending = asked.filter((ip) => !outcomes.has(ip));
+      failure = result.failure ?? (pending.length === asked.length ? 'no parseable row in the answer' : undefined);
+      if (failure === undefined) break;
+      this.#failures++;
+      logger?.warn(
+        { attempt: attempt + 1, addresses: asked.length, unanswered: pending.length, reason: failure },
+        'Team Cymru bulk query failed',
+      );
+    }
+    // After a clean answer the server chose to skip these addresses; after failures we never learnt.
+    const error = failure === undefined ? NO_ANSWER : `Team Cymru bulk query failed: ${failure}`;
+    for (const ip of pending) outcomes.set(ip, { status: 'error', error });
+    return outcomes;
+  }
+
+  #backoffMs(retry: number): number {
+    const delay = (this.#options.retryBaseDelayMs ?? DEFAULT_RETRY_BASE_DELAY_MS) * 2 ** retry;
+    return delay / 2 + Math.random() * (delay / 2);
+  }
+
+  /** One TCP exchange. Never rejects: failures come back with whatever rows were complete. */
+  #query(addresses: readonly string[]): Promise<QueryResult> {
+    const { host, port, timeoutMs } = this.#options;
+    this.#queries++;
+    this.#inFlight++;
+    return new Promise((resolve) => {
+      let answer = '';
+      let failure: string | undefined;
+      const socket = connect({ host, port });
+      socket.setEncoding('utf8');
+      const timer = setTimeout(() => {
+        failure = `timed out after ${timeoutMs} ms`;
+        socket.destroy();
+      }, timeoutMs);
+      socket.on('connect', () => {
+        socket.write(`begin\nverbose\n${addresses.join('\n')}\nend\n`);
+      });
+      socket.on('data', (chunk: string) => {
+        answer += chunk;
+      });
+      socket.on('error', (error: Error) => {
+        failure ??= error.message;
+      });
+      socket.on('close', () => {
+        clearTimeout(timer);
+        this.#inFlight--;
+        // A cut-off last line could still look like a row (a truncated AS name), so only whole lines count.
+        const complete = failure === undefined ? answer : answer.slice(0, answer.lastIndexOf('\n') + 1);
+        resolve({ rows: parseBulkAnswer(complete), ...(failure === undefined ? {} : { failure }) });
+      });
+    });
+  }
+}
