@@ -1,0 +1,96 @@
+/** The one source of "now" and of waiting, so that rate and deadline logic can run on simulated time in tests. */
+export interface Clock {
+  now(): number;
+  /** Resolves after `ms`; rejects with `signal.reason` when the signal aborts first. */
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  sleep(ms, signal) {
+    return new Promise((resolve, reject) => {
+      if (signal?.aborted) {
+        reject(signal.reason as Error);
+        return;
+      }
+      const onAbort = () => {
+        clearTimeout(timer);
+        reject(signal?.reason as Error);
+      };
+      const timer = setTimeout(
+        () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        },
+        Math.max(0, ms),
+      );
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  },
+};
+
+interface Sleeper {
+  wakeAt: number;
+  order: number;
+  wake(): void;
+}
+
+/** Simulated time: nothing moves until `advance` is called. */
+export class ManualClock implements Clock {
+  #now: number;
+  #order = 0;
+  /** Sorted by wake time, then by the order the sleeps began. */
+  #sleepers: Sleeper[] = [];
+
+  constructor(start = Date.UTC(2026, 0, 1)) {
+    this.#now = start;
+  }
+
+  now(): number {
+    return this.#now;
+  }
+
+  /** How many sleeps are waiting for time to pass. */
+  get sleeping(): number {
+    return this.#sleepers.length;
+  }
+
+  sleep(ms: number, signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) return Promise.reject(signal.reason as Error);
+    if (ms <= 0) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const onAbort = () => {
+        this.#sleepers = this.#sleepers.filter((s) => s !== sleeper);
+        reject(signal?.reason as Error);
+      };
+      const sleeper: Sleeper = {
+        wakeAt: this.#now + ms,
+        order: this.#order++,
+        wake: () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        },
+      };
+      const index = this.#sleepers.findIndex(
+        (s) => s.wakeAt > sleeper.wakeAt || (s.wakeAt === sleeper.wakeAt && s.order > sleeper.order),
+      );
+      this.#sleepers.splice(index === -1 ? this.#sleepers.length : index, 0, sleeper);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /**
+   * Moves time forward by `ms`, waking each due sleeper at its own moment and in order. After each wake the
+   * event loop gets a turn, so the woken code runs (and may sleep again) before time moves on past it.
+   */
+  async advance(ms: number): Promise<void> {
+    const target = this.#now + ms;
+    for (let next = this.#sleepers[0]; next !== undefined && next.wakeAt <= target; next = this.#sleepers[0]) {
+      this.#sleepers.shift();
+      this.#now = Math.max(this.#now, next.wakeAt);
+      next.wake();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    this.#now = target;
+  }
+}

@@ -1,0 +1,52 @@
+import {
+  BACKOFF_BASE_MS,
+  BACKOFF_MAX_MS,
+  type BucketPolicy,
+  type BucketState,
+  type BucketStore,
+  type Reservation,
+} from './token-bucket.js';
+
+/** The bucket of one upstream in this process; the same rules as the Lua script in redis-store.ts. */
+export class MemoryBucketStore implements BucketStore {
+  readonly #policy: BucketPolicy;
+  #tat: number | undefined;
+  #blockedUntil = 0;
+  #failures = 0;
+
+  constructor(policy: BucketPolicy) {
+    this.#policy = policy;
+  }
+
+  reserve(now: number, deadline: number, notBefore: number): Promise<Reservation> {
+    const tat = this.#tat ?? now;
+    const at = Math.ceil(Math.max(now, tat - this.#policy.toleranceMs, this.#blockedUntil, notBefore));
+    if (at > deadline) return Promise.resolve({ granted: false, at });
+    this.#tat = Math.max(tat, at) + this.#policy.intervalMs;
+    return Promise.resolve({ granted: true, at });
+  }
+
+  blockedUntil(): Promise<number> {
+    return Promise.resolve(this.#blockedUntil);
+  }
+
+  fail(now: number, delayMs: number | undefined): Promise<number> {
+    if (now < this.#blockedUntil) {
+      if (delayMs !== undefined) this.#blockedUntil = Math.max(this.#blockedUntil, now + delayMs);
+    } else {
+      this.#failures += 1;
+      const backoff = Math.min(BACKOFF_BASE_MS * 2 ** Math.min(this.#failures - 1, 16), BACKOFF_MAX_MS);
+      this.#blockedUntil = now + (delayMs ?? backoff);
+    }
+    return Promise.resolve(this.#blockedUntil);
+  }
+
+  succeed(): Promise<void> {
+    this.#failures = 0;
+    return Promise.resolve();
+  }
+
+  state(): Promise<BucketState> {
+    return Promise.resolve({ blockedUntil: this.#blockedUntil, consecutiveFailures: this.#failures });
+  }
+}

@@ -1,0 +1,121 @@
+import { createHash } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import {
+  BACKOFF_BASE_MS,
+  BACKOFF_MAX_MS,
+  type BucketPolicy,
+  type BucketState,
+  type BucketStore,
+  type Reservation,
+} from './token-bucket.js';
+
+/** Idle keys outlive the longest block by a day, so a forgotten upstream does not stay in Redis forever. */
+const IDLE_TTL_MS = 86_400_000;
+
+// Numbers are written with %.17g: Redis's own number-to-string conversion keeps 14 digits, which would
+// round epoch-millisecond timestamps with a fractional interval and let the budget drift.
+const RESERVE = `
+local now, deadline, notBefore = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local interval, tolerance = tonumber(ARGV[4]), tonumber(ARGV[5])
+local fields = redis.call('HMGET', KEYS[1], 'tat', 'blockedUntil')
+local tat = tonumber(fields[1]) or now
+local blocked = tonumber(fields[2]) or 0
+local at = math.ceil(math.max(now, tat - tolerance, blocked, notBefore))
+if at > deadline then return {0, at} end
+local nextTat = math.max(tat, at) + interval
+redis.call('HSET', KEYS[1], 'tat', string.format('%.17g', nextTat))
+redis.call('PEXPIRE', KEYS[1], math.ceil(math.max(nextTat, blocked) - now) + ${IDLE_TTL_MS})
+return {1, at}
+`;
+
+const FAIL = `
+local now, delay = tonumber(ARGV[1]), tonumber(ARGV[2])
+local fields = redis.call('HMGET', KEYS[1], 'blockedUntil', 'failures')
+local blocked = tonumber(fields[1]) or 0
+local failures = tonumber(fields[2]) or 0
+if now < blocked then
+  if delay >= 0 and now + delay > blocked then blocked = now + delay end
+else
+  failures = failures + 1
+  if delay >= 0 then
+    blocked = now + delay
+  else
+    blocked = now + math.min(${BACKOFF_BASE_MS} * 2 ^ math.min(failures - 1, 16), ${BACKOFF_MAX_MS})
+  end
+end
+redis.call('HSET', KEYS[1], 'blockedUntil', string.format('%.17g', blocked), 'failures', failures)
+redis.call('PEXPIRE', KEYS[1], math.ceil(blocked - now) + ${IDLE_TTL_MS})
+return blocked
+`;
+
+// Only an existing key is touched: creating one here would leave a key without expiry.
+const SUCCEED = `
+if redis.call('HEXISTS', KEYS[1], 'failures') == 1 then redis.call('HSET', KEYS[1], 'failures', 0) end
+return 0
+`;
+
+class LuaScript {
+  readonly #source: string;
+  readonly #sha: string;
+
+  constructor(source: string) {
+    this.#source = source;
+    this.#sha = createHash('sha1').update(source).digest('hex');
+  }
+
+  /** EVALSHA, loading the script with EVAL the first time a server has not seen it. */
+  async run(redis: Redis, key: string, args: Array<string | number>): Promise<unknown> {
+    try {
+      return await redis.evalsha(this.#sha, 1, key, ...args);
+    } catch (error) {
+      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
+      return redis.eval(this.#source, 1, key, ...args);
+    }
+  }
+}
+
+const reserveScript = new LuaScript(RESERVE);
+const failScript = new LuaScript(FAIL);
+const succeedScript = new LuaScript(SUCCEED);
+
+/** The bucket of one upstream in one Redis hash, so that every replica draws on the same budget. */
+export class RedisBucketStore implements BucketStore {
+  readonly #redis: Redis;
+  readonly #key: string;
+  readonly #policy: BucketPolicy;
+
+  constructor(redis: Redis, key: string, policy: BucketPolicy) {
+    this.#redis = redis;
+    this.#key = key;
+    this.#policy = policy;
+  }
+
+  async reserve(now: number, deadline: number, notBefore: number): Promise<Reservation> {
+    const reply = await reserveScript.run(this.#redis, this.#key, [
+      now,
+      deadline,
+      notBefore,
+      this.#policy.intervalMs,
+      this.#policy.toleranceMs,
+    ]);
+    const [granted, at] = reply as [number, number];
+    return { granted: granted === 1, at };
+  }
+
+  async blockedUntil(): Promise<number> {
+    return Number(await this.#redis.hget(this.#key, 'blockedUntil'));
+  }
+
+  async fail(now: number, delayMs: number | undefined): Promise<number> {
+    return Number(await failScript.run(this.#redis, this.#key, [now, delayMs ?? -1]));
+  }
+
+  async succeed(): Promise<void> {
+    await succeedScript.run(this.#redis, this.#key, []);
+  }
+
+  async state(): Promise<BucketState> {
+    const [blockedUntil, failures] = await this.#redis.hmget(this.#key, 'blockedUntil', 'failures');
+    return { blockedUntil: Number(blockedUntil), consecutiveFailures: Number(failures) };
+  }
+}

@@ -1,0 +1,103 @@
+import type { FastifyBaseLogger } from 'fastify';
+import type { Clock } from '../clock.js';
+import type { AdaptiveLimiter } from '../limiter/adaptive.js';
+import type { DShield, SourceOutcome } from '../record/model.js';
+import {
+  HttpUpstream,
+  lookupEach,
+  parseJsonObject,
+  text,
+  type LookupOptions,
+  type PerAddressSource,
+  type SourceAvailability,
+  type UpstreamAnswer,
+  type Verdict,
+} from './http.js';
+
+export interface DShieldSourceOptions {
+  baseUrl: string;
+  /** Goes into the User-Agent; without it the source stays off. */
+  contact?: string;
+  /** This service's version, for the User-Agent. */
+  version: string;
+  limiter: AdaptiveLimiter;
+  clock?: Clock;
+  timeoutMs?: number;
+  retries?: number;
+  retryDelayMs?: number;
+  logger?: FastifyBaseLogger;
+}
+
+export const DSHIELD_NO_CONTACT = 'DSHIELD_CONTACT is not set; ISC asks every client for a contact in its User-Agent';
+
+/** DShield sends counts as numbers, as strings or as null. */
+function integer(value: unknown): number | null {
+  if (typeof value === 'number') return Number.isFinite(value) ? Math.trunc(value) : null;
+  if (typeof value === 'string' && /^\s*-?\d+\s*$/.test(value)) return Number(value);
+  return null;
+}
+
+function feedNames(value: unknown): string[] {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) ? Object.keys(value) : [];
+}
+
+/** SANS ISC DShield: how often an address was reported attacking sensors, and which threat feeds list it. */
+export class DShieldSource implements PerAddressSource<DShield> {
+  readonly #http: HttpUpstream | null;
+
+  constructor(options: DShieldSourceOptions) {
+    const { contact } = options;
+    this.#http = contact
+      ? new HttpUpstream({
+          ...options,
+          headers: { accept: 'application/json', 'user-agent': `ip-enrich/${options.version} (${contact})` },
+        })
+      : null;
+  }
+
+  availability(): SourceAvailability {
+    if (!this.#http) return { status: 'disabled', reason: DSHIELD_NO_CONTACT };
+    const reason = this.#http.disabledReason;
+    return reason === undefined ? { status: 'ready' } : { status: 'disabled', reason };
+  }
+
+  lookup(ips: readonly string[], options: LookupOptions): Promise<Map<string, SourceOutcome<DShield>>> {
+    const http = this.#http;
+    return lookupEach(ips, (ip) =>
+      http
+        ? http.get(`/api/ip/${ip}?json`, options, (answer) => this.#interpret(answer))
+        : Promise.resolve({ status: 'disabled', reason: DSHIELD_NO_CONTACT }),
+    );
+  }
+
+  async close(): Promise<void> {
+    await this.#http?.close();
+  }
+
+  #interpret(answer: UpstreamAnswer): Verdict<DShield> {
+    const body = parseJsonObject(answer.body);
+    const refusal = text(body?.error);
+    if (refusal) return { status: 'error', error: refusal.slice(0, 200) };
+    if (answer.statusCode !== 200) return { status: 'error', error: `HTTP ${answer.statusCode}` };
+    if (!body) return { status: 'retry', error: 'unparseable JSON' };
+    const ip = body.ip;
+    if (typeof ip !== 'object' || ip === null || Array.isArray(ip)) {
+      return { status: 'error', error: 'answer without an "ip" object' };
+    }
+    const record = ip as Record<string, unknown>;
+    const reports = integer(record.count);
+    const attacks = integer(record.attacks);
+    if (reports === null && attacks === null) return { status: 'not_found', data: null };
+    return {
+      status: 'ok',
+      data: {
+        attacks,
+        reports,
+        firstSeen: text(record.mindate),
+        lastSeen: text(record.maxdate),
+        threatFeeds: feedNames(record.threatfeeds),
+        abuseContact: text(record.asabusecontact),
+      },
+    };
+  }
+}

@@ -1,0 +1,92 @@
+import type { FastifyBaseLogger } from 'fastify';
+import type { Clock } from '../clock.js';
+import { ipVersion } from '../ip/address.js';
+import type { AdaptiveLimiter } from '../limiter/adaptive.js';
+import type { GreyNoise, SourceOutcome } from '../record/model.js';
+import {
+  HttpUpstream,
+  lookupEach,
+  parseJsonObject,
+  text,
+  type LookupOptions,
+  type PerAddressSource,
+  type SourceAvailability,
+  type UpstreamAnswer,
+  type Verdict,
+} from './http.js';
+
+export interface GreyNoiseSourceOptions {
+  baseUrl: string;
+  apiKey?: string;
+  limiter: AdaptiveLimiter;
+  clock?: Clock;
+  timeoutMs?: number;
+  retries?: number;
+  retryDelayMs?: number;
+  logger?: FastifyBaseLogger;
+}
+
+const REJECTED_KEY = 'GreyNoise rejected the API key (401)';
+
+function toGreyNoise(body: Record<string, unknown>): GreyNoise {
+  return {
+    noise: body.noise === true,
+    riot: body.riot === true,
+    classification: text(body.classification),
+    name: text(body.name),
+    link: text(body.link),
+    lastSeen: text(body.last_seen),
+  };
+}
+
+/** GreyNoise community API: is an address an Internet scanner or a common business service? */
+export class GreyNoiseSource implements PerAddressSource<GreyNoise> {
+  readonly #http: HttpUpstream;
+
+  constructor(options: GreyNoiseSourceOptions) {
+    this.#http = new HttpUpstream({
+      ...options,
+      headers: { accept: 'application/json', ...(options.apiKey ? { key: options.apiKey } : {}) },
+    });
+  }
+
+  availability(): SourceAvailability {
+    const reason = this.#http.disabledReason;
+    return reason === undefined ? { status: 'ready' } : { status: 'disabled', reason };
+  }
+
+  lookup(ips: readonly string[], options: LookupOptions): Promise<Map<string, SourceOutcome<GreyNoise>>> {
+    return lookupEach(ips, (ip) => {
+      if (ipVersion(ip) === 6) {
+        return Promise.resolve({ status: 'unsupported', reason: 'the GreyNoise community API covers IPv4 only' });
+      }
+      return this.#http.get(`/v3/community/${ip}`, options, (answer) => this.#interpret(answer));
+    });
+  }
+
+  close(): Promise<void> {
+    return this.#http.close();
+  }
+
+  #interpret(answer: UpstreamAnswer): Verdict<GreyNoise> {
+    const body = parseJsonObject(answer.body);
+    switch (answer.statusCode) {
+      case 200:
+        return body ? { status: 'ok', data: toGreyNoise(body) } : { status: 'retry', error: 'unparseable JSON' };
+      case 404:
+        // "IP not observed" is GreyNoise's real answer for an address it has never seen; a 404 without that
+        // JSON comes from something else (a wrong base URL, a proxy) and must not be remembered as an answer.
+        return body
+          ? { status: 'not_found', data: toGreyNoise(body) }
+          : { status: 'error', error: 'HTTP 404 without a GreyNoise answer' };
+      case 401:
+        // Every further request would fail the same way and spend the budget of a valid key holder.
+        this.#http.disable(REJECTED_KEY);
+        return { status: 'disabled', reason: REJECTED_KEY };
+      default: {
+        const message = text(body?.message);
+        return { status: 'error', error: `HTTP ${answer.statusCode}${message ? `: ${message.slice(0, 200)}` : ''}` };
+      }
+    }
+  }
+}

@@ -1,0 +1,197 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { AdaptiveLimiter } from '../../src/limiter/adaptive.js';
+import { GreyNoiseSource } from '../../src/sources/greynoise.js';
+import { HttpUpstreamDouble, respond } from '../doubles/http-upstream.js';
+
+let upstream: HttpUpstreamDouble;
+let source: GreyNoiseSource | undefined;
+
+beforeEach(async () => {
+  upstream = await HttpUpstreamDouble.start();
+});
+
+afterEach(async () => {
+  await source?.close();
+  source = undefined;
+  await upstream.close();
+});
+
+function greynoise(options: { apiKey?: string; maxInFlight?: number; timeoutMs?: number } = {}) {
+  const limiter = new AdaptiveLimiter({ name: 'greynoise', rate: 100, burst: 100, maxInFlight: options.maxInFlight });
+  source = new GreyNoiseSource({
+    baseUrl: upstream.url,
+    apiKey: options.apiKey,
+    limiter,
+    retryDelayMs: 10,
+    timeoutMs: options.timeoutMs,
+  });
+  return { source, limiter };
+}
+
+const soon = () => ({ deadline: Date.now() + 5_000 });
+
+describe('GreyNoiseSource', () => {
+  it('maps a community answer and sends the API key', async () => {
+    const { source } = greynoise({ apiKey: 'secret-key' });
+    upstream.respondTo(
+      '8.8.8.8',
+      respond.json({
+        ip: '8.8.8.8',
+        noise: false,
+        riot: true,
+        classification: 'benign',
+        name: 'Google Public DNS',
+        link: 'https://viz.greynoise.io/riot/8.8.8.8',
+        last_seen: '2026-01-01',
+        message: 'Success',
+      }),
+    );
+    upstream.respondTo('1.2.3.4', respond.json({ ip: '1.2.3.4', noise: true }));
+    const outcomes = await source.lookup(['8.8.8.8', '1.2.3.4'], soon());
+    expect(outcomes.get('8.8.8.8')).toEqual({
+      status: 'ok',
+      data: {
+        noise: false,
+        riot: true,
+        classification: 'benign',
+        name: 'Google Public DNS',
+        link: 'https://viz.greynoise.io/riot/8.8.8.8',
+        lastSeen: '2026-01-01',
+      },
+    });
+    expect(outcomes.get('1.2.3.4')).toEqual({
+      status: 'ok',
+      data: { noise: true, riot: false, classification: null, name: null, link: null, lastSeen: null },
+    });
+    expect(upstream.requestsFor('8.8.8.8')[0]?.path).toBe('/v3/community/8.8.8.8');
+    expect(upstream.requests.every((r) => r.headers.key === 'secret-key')).toBe(true);
+  });
+
+  it('takes "IP not observed" (404) as a real answer: not_found', async () => {
+    const { source } = greynoise();
+    upstream.respondTo('9.9.9.9', respond.notObserved('9.9.9.9'));
+    const outcomes = await source.lookup(['9.9.9.9'], soon());
+    expect(outcomes.get('9.9.9.9')).toEqual({
+      status: 'not_found',
+      data: { noise: false, riot: false, classification: null, name: null, link: null, lastSeen: null },
+    });
+    expect(upstream.requests[0]?.headers.key).toBeUndefined();
+  });
+
+  it('never sends an IPv6 address to GreyNoise', async () => {
+    const { source } = greynoise();
+    const outcomes = await source.lookup(['2606:4700::1111', '1.1.1.1'], soon());
+    expect(outcomes.get('2606:4700::1111')?.status).toBe('unsupported');
+    expect(upstream.requests.map((r) => r.ip)).toEqual(['1.1.1.1']);
+  });
+
+  it('switches itself off after a 401 instead of failing every address', async () => {
+    const { source, limiter } = greynoise({ apiKey: 'wrong', maxInFlight: 1 });
+    upstream.enqueue(respond.unauthorized());
+    const ips = ['1.1.1.1', '2.2.2.2', '3.3.3.3', '4.4.4.4'];
+    const outcomes = await source.lookup(ips, soon());
+    const reason = 'GreyNoise rejected the API key (401)';
+    expect([...outcomes.values()]).toEqual(ips.map(() => ({ status: 'disabled', reason })));
+    expect(source.availability()).toEqual({ status: 'disabled', reason });
+    expect(upstream.requests).toHaveLength(1);
+    expect((await limiter.state()).consecutiveFailures).toBe(1);
+
+    const later = await source.lookup(['5.5.5.5'], soon());
+    expect(later.get('5.5.5.5')).toEqual({ status: 'disabled', reason });
+    expect(upstream.requests).toHaveLength(1);
+  });
+
+  it('sends nothing inside a Retry-After window and answers rate_limited at once (delta-seconds)', async () => {
+    const { source } = greynoise();
+    upstream.respondTo('1.1.1.1', respond.limited(3600));
+    const started = Date.now();
+    const first = await source.lookup(['1.1.1.1'], { deadline: Date.now() + 10_000 });
+    const rest = await source.lookup(['2.2.2.2', '3.3.3.3'], { deadline: Date.now() + 10_000 });
+    expect(Date.now() - started).toBeLessThan(1_000);
+    const retryAt = Date.parse((first.get('1.1.1.1') as { retryAt: string }).retryAt);
+    expect(retryAt).toBeGreaterThan(started + 3_599_000);
+    expect([...rest.values()].every((o) => o.status === 'rate_limited')).toBe(true);
+    expect(upstream.requests).toHaveLength(1);
+  });
+
+  it('sends nothing inside a Retry-After window given as an HTTP-date', async () => {
+    const { source, limiter } = greynoise();
+    upstream.respondTo('1.1.1.1', respond.limitedUntil(new Date(Date.now() + 3_600_000)));
+    const started = Date.now();
+    const first = await source.lookup(['1.1.1.1'], { deadline: Date.now() + 10_000 });
+    const rest = await source.lookup(['2.2.2.2', '3.3.3.3'], { deadline: Date.now() + 10_000 });
+    expect(Date.now() - started).toBeLessThan(1_000);
+    expect(first.get('1.1.1.1')?.status).toBe('rate_limited');
+    expect([...rest.values()].every((o) => o.status === 'rate_limited')).toBe(true);
+    expect((await limiter.state()).blockedUntil).toBeGreaterThan(started + 3_590_000);
+    expect(upstream.requests).toHaveLength(1);
+  });
+
+  it('retries an address after a short 429 through the limiter, within the deadline', async () => {
+    const { source } = greynoise();
+    upstream.respondTo('1.1.1.1', respond.limited(1), respond.json({ ip: '1.1.1.1', noise: true }));
+    const outcomes = await source.lookup(['1.1.1.1'], { deadline: Date.now() + 5_000 });
+    expect(outcomes.get('1.1.1.1')?.status).toBe('ok');
+    const [refused, answered] = upstream.requestsFor('1.1.1.1');
+    expect((answered?.at ?? 0) - (refused?.at ?? 0)).toBeGreaterThanOrEqual(990);
+  });
+
+  it('retries a 500 and then reports an error', async () => {
+    const { source } = greynoise();
+    upstream.respondTo('1.1.1.1', respond.serverError());
+    const outcomes = await source.lookup(['1.1.1.1'], soon());
+    expect(outcomes.get('1.1.1.1')).toEqual({ status: 'error', error: 'HTTP 500' });
+    expect(upstream.requestsFor('1.1.1.1')).toHaveLength(3);
+  });
+
+  it('retries broken JSON and succeeds when a good answer follows', async () => {
+    const { source } = greynoise();
+    upstream.respondTo('1.1.1.1', respond.brokenJson(), respond.json({ ip: '1.1.1.1', noise: true }));
+    upstream.respondTo('2.2.2.2', respond.brokenJson());
+    const outcomes = await source.lookup(['1.1.1.1', '2.2.2.2'], soon());
+    expect(outcomes.get('1.1.1.1')?.status).toBe('ok');
+    expect(outcomes.get('2.2.2.2')).toEqual({ status: 'error', error: 'unparseable JSON' });
+    expect(upstream.requestsFor('2.2.2.2')).toHaveLength(3);
+  });
+
+  it('gives up on a hanging upstream after the request timeout', async () => {
+    const { source } = greynoise({ timeoutMs: 100 });
+    upstream.respondTo('1.1.1.1', respond.hang());
+    const outcomes = await source.lookup(['1.1.1.1'], soon());
+    expect(outcomes.get('1.1.1.1')).toEqual({ status: 'error', error: 'timeout after 100 ms' });
+    expect(upstream.requestsFor('1.1.1.1')).toHaveLength(3);
+  });
+
+  it('answers once per distinct address and refuses what is not an address', async () => {
+    const { source } = greynoise();
+    const outcomes = await source.lookup(['1.1.1.1', '1.1.1.1', '1.1.1.1/24'], soon());
+    expect([...outcomes.keys()]).toEqual(['1.1.1.1', '1.1.1.1/24']);
+    expect(outcomes.get('1.1.1.1/24')).toEqual({ status: 'error', error: 'not an IP address' });
+    expect(upstream.requests).toHaveLength(1);
+  });
+
+  it('stays within an upstream that enforces its own ceiling, where an unbounded client is refused', async () => {
+    const ceilingUpstream = await HttpUpstreamDouble.start({ latencyMs: 20, ceiling: { rate: 20, burst: 8 } });
+    const ips = Array.from({ length: 15 }, (_, k) => `8.8.4.${k + 1}`);
+    try {
+      const bounded = new GreyNoiseSource({
+        baseUrl: ceilingUpstream.url,
+        limiter: new AdaptiveLimiter({ name: 'greynoise', rate: 20, burst: 5 }),
+      });
+      const outcomes = await bounded.lookup(ips, { deadline: Date.now() + 5_000 });
+      await bounded.close();
+      expect([...outcomes.values()].every((o) => o.status === 'not_found')).toBe(true);
+      expect(ceilingUpstream.requests).toHaveLength(15);
+
+      const unbounded = new GreyNoiseSource({
+        baseUrl: ceilingUpstream.url,
+        limiter: new AdaptiveLimiter({ name: 'greynoise', rate: 10_000, burst: 10_000, maxInFlight: 100 }),
+      });
+      const flooded = await unbounded.lookup(ips, { deadline: Date.now() + 200 });
+      await unbounded.close();
+      expect([...flooded.values()].some((o) => o.status === 'rate_limited')).toBe(true);
+    } finally {
+      await ceilingUpstream.close();
+    }
+  });
+});
