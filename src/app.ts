@@ -2,14 +2,14 @@ import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Ajv, type Options as AjvOptions } from 'ajv';
 import addFormats from 'ajv-formats';
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Config } from './config.js';
 import { EnrichStatsSchema } from './enrich/stats.js';
 import { ProblemSchema, registerProblemHandlers } from './errors.js';
 import services, { type ServiceOverrides } from './plugins/services.js';
 import { SHARED_SCHEMAS } from './record/model.js';
 import enrichRoute from './routes/enrich.js';
-import healthRoutes from './routes/health.js';
+import healthRoutes, { ReadinessSchema } from './routes/health.js';
 import ipRoute from './routes/ip.js';
 import { PRODUCT, VERSION } from './version.js';
 
@@ -17,7 +17,7 @@ export interface AppOverrides extends ServiceOverrides {
   logger?: FastifyServerOptions['logger'];
 }
 
-const SCHEMAS = [...SHARED_SCHEMAS, ProblemSchema, EnrichStatsSchema];
+const SCHEMAS = [...SHARED_SCHEMAS, ProblemSchema, EnrichStatsSchema, ReadinessSchema];
 
 /**
  * Bodies are validated without coercion, so `{"ips": "1.2.3.4"}` or `{"ips": [1]}` is a 400 rather than
@@ -70,7 +70,8 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     logger: overrides.logger ?? { level: config.LOG_LEVEL },
     // Room for ENRICH_MAX_IPS addresses of the longest textual form, so the 413 names the real limit.
     bodyLimit: Math.max(1024 * 1024, config.ENRICH_MAX_IPS * 64),
-    disableRequestLogging: config.LOG_LEVEL !== 'debug' && config.LOG_LEVEL !== 'trace',
+    // A line per request would dominate the cost of a cached lookup; debug and trace still log them.
+    logController: new LogController({ disableRequestLogging: config.LOG_LEVEL !== 'debug' && config.LOG_LEVEL !== 'trace' }),
   }).withTypeProvider<TypeBoxTypeProvider>();
   await app.register(services, { config, overrides });
   await registerApi(app, config);

@@ -1,5 +1,6 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
+import { StringEnum } from './schema.js';
 
 const Integer = (defaultValue: number, minimum: number, maximum: number, description: string) =>
   Type.Integer({ default: defaultValue, minimum, maximum, description });
@@ -20,10 +21,10 @@ const OptionalPath = (description: string) => Type.Optional(Type.String({ minLen
 export const ConfigSchema = Type.Object({
   HOST: Type.String({ default: '127.0.0.1', minLength: 1, description: 'listen address' }),
   PORT: Integer(8080, 0, 65535, 'listen port'),
-  LOG_LEVEL: Type.Union(
-    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level)),
-    { default: 'info', description: 'pino log level' },
-  ),
+  LOG_LEVEL: StringEnum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
+    default: 'info',
+    description: 'pino log level',
+  }),
   DATABASE_URL: Type.Optional(
     Type.String({ pattern: '^postgres(ql)?://', description: 'PostgreSQL connection string' }),
   ),
@@ -70,7 +71,7 @@ export function durationToMs(duration: string): number {
 }
 
 function describeExpected(schema: TSchema): string {
-  if (schema.anyOf) return `one of ${(schema.anyOf as TSchema[]).map((s) => String(s.const)).join(', ')}`;
+  if (schema.enum) return `one of ${(schema.enum as string[]).join(', ')}`;
   const parts: string[] = [schema.type === 'integer' ? 'an integer' : `a ${String(schema.type)}`];
   if (schema.minimum !== undefined) parts.push(`>= ${String(schema.minimum)}`);
   if (schema.exclusiveMinimum !== undefined) parts.push(`> ${String(schema.exclusiveMinimum)}`);

@@ -6,25 +6,9 @@ import type {
   SourceName,
   SourceOutcome,
 } from '../record/model.js';
+import type { PerAddressSource, SourceAvailability } from '../sources/http.js';
 
-/** Whether a source can be asked at all right now, and why not. */
-export interface SourceAvailability {
-  status: 'ready' | 'disabled' | 'unavailable';
-  reason?: string;
-}
-
-export interface LookupOptions {
-  /** Epoch ms after which a rate-limited source answers `rate_limited` instead of waiting. */
-  deadline: number;
-  signal?: AbortSignal;
-}
-
-/** A source asked per address over HTTP behind the shared rate limiter (GreyNoise, DShield). */
-export interface PerAddressSource<T> {
-  lookup(ips: readonly string[], options: LookupOptions): Promise<Map<string, SourceOutcome<T>>>;
-  availability(): SourceAvailability;
-  close(): Promise<void>;
-}
+export type { PerAddressSource, SourceAvailability };
 
 export interface InProcessSource {
   lookup(ip: string): SourceOutcome<MaxMindData>;

@@ -1,11 +1,11 @@
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
+import { Nullable, StringEnum } from '../schema.js';
 
 export const SOURCE_NAMES = ['maxmind', 'cymru', 'greynoise', 'dshield'] as const;
 export type SourceName = (typeof SOURCE_NAMES)[number];
 
-const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
 
-export const SourceStatusSchema = Type.Union(
+export const SourceStatusSchema = StringEnum(
   [
     'ok',
     'not_found',
@@ -15,7 +15,7 @@ export const SourceStatusSchema = Type.Union(
     'disabled',
     'unsupported',
     'rate_limited',
-  ].map((status) => Type.Literal(status)),
+  ] as const,
   {
     description:
       'ok: answered; not_found: the source knows nothing of the address (a real, cached answer); error: the ' +
@@ -24,15 +24,7 @@ export const SourceStatusSchema = Type.Union(
       'for this kind of address; rate_limited: the upstream budget ran out before the deadline (see retryAt)',
   },
 );
-export type SourceStatus =
-  | 'ok'
-  | 'not_found'
-  | 'error'
-  | 'skipped'
-  | 'unavailable'
-  | 'disabled'
-  | 'unsupported'
-  | 'rate_limited';
+export type SourceStatus = Static<typeof SourceStatusSchema>;
 
 export const AsnSchema = Type.Object(
   {
@@ -43,7 +35,7 @@ export const AsnSchema = Type.Object(
     country: Nullable(Type.String({ description: 'ISO 3166-1 alpha-2 of the AS registration' })),
     registry: Nullable(Type.String({ description: 'arin, ripencc, apnic, lacnic or afrinic' })),
     allocated: Nullable(Type.String({ description: 'allocation date, YYYY-MM-DD' })),
-    source: Type.Union([Type.Literal('maxmind'), Type.Literal('cymru')]),
+    source: StringEnum(['maxmind', 'cymru'], { description: 'which source named the AS' }),
   },
   { $id: 'Asn' },
 );
@@ -101,15 +93,15 @@ export const SourceReportSchema = Type.Object(
 );
 export type SourceReport = Static<typeof SourceReportSchema>;
 
-export const RecordStatusSchema = Type.Union(
-  ['ok', 'partial', 'bogon', 'invalid'].map((status) => Type.Literal(status)),
+export const RecordStatusSchema = StringEnum(
+  ['ok', 'partial', 'bogon', 'invalid'],
   {
     description:
       'ok: every requested source answered; partial: some source failed or was rate limited; bogon: a ' +
       'private or reserved address, not looked up; invalid: the input is not an IP address',
   },
 );
-export type RecordStatus = 'ok' | 'partial' | 'bogon' | 'invalid';
+export type RecordStatus = Static<typeof RecordStatusSchema>;
 
 export const IpRecordSchema = Type.Object(
   {

@@ -4,8 +4,9 @@ import { tooManyAddresses } from '../errors.js';
 import { SOURCE_NAMES } from '../record/model.js';
 import { EnrichStatsSchema } from '../enrich/stats.js';
 import { problemResponses } from './problems.js';
+import { StringEnum } from '../schema.js';
 
-export const SourceNameSchema = Type.Union(SOURCE_NAMES.map((name) => Type.Literal(name)));
+export const SourceNameSchema = StringEnum(SOURCE_NAMES);
 
 const EnrichBody = Type.Object(
   {
@@ -27,14 +28,16 @@ const enrichRoute: FastifyPluginAsyncTypebox = async (app) => {
     {
       schema: {
         summary: 'Enrich a list of IP addresses',
-        description: `One result per input string, in input order. At most ${maxIps} strings per request.`,
+        description:
+          'One result per input string, in input order (duplicates answered each time, looked up once). ' +
+          'At most ENRICH_MAX_IPS strings (default 10000) per request; more is a 413.',
         tags: ['enrich'],
         body: EnrichBody,
         response: {
-          200: Type.Object({
-            results: Type.Array(Type.Ref('IpRecord')),
-            stats: Type.Ref(EnrichStatsSchema),
-          }),
+          200: Type.Object(
+            { results: Type.Array(Type.Ref('IpRecord')), stats: Type.Ref(EnrichStatsSchema) },
+            { description: 'one result per input string, in input order' },
+          ),
           ...problemResponses(400, 413, 415, 500, 503),
         },
       },

@@ -1,24 +1,25 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Nullable, StringEnum } from '../schema.js';
 
 const SourceState = Type.Object({
-  status: Type.Union([Type.Literal('ready'), Type.Literal('disabled'), Type.Literal('unavailable')]),
+  status: StringEnum(['ready', 'disabled', 'unavailable']),
   reason: Type.Optional(Type.String()),
-  blockedUntil: Type.Optional(Type.Union([Type.String({ format: 'date-time' }), Type.Null()])),
+  blockedUntil: Type.Optional(Nullable(Type.String({ format: 'date-time', description: 'no request leaves before this' }))),
   databases: Type.Optional(
     Type.Array(Type.Object({ type: Type.String(), path: Type.String(), buildDate: Type.String() })),
   ),
 });
 
-const Readiness = Type.Object(
+export const ReadinessSchema = Type.Object(
   {
-    status: Type.Union([Type.Literal('ready'), Type.Literal('degraded'), Type.Literal('unready')], {
+    status: StringEnum(['ready', 'degraded', 'unready'], {
       description: 'ready; degraded: answering without the Redis L1; unready: the database is unreachable',
     }),
-    database: Type.Object({ status: Type.Union([Type.Literal('ok'), Type.Literal('error')]), error: Type.Optional(Type.String()) }),
+    database: Type.Object({ status: StringEnum(['ok', 'error']), error: Type.Optional(Type.String()) }),
     cache: Type.Object({
-      kind: Type.Union([Type.Literal('redis'), Type.Literal('memory')]),
-      status: Type.Union([Type.Literal('ok'), Type.Literal('degraded')]),
+      kind: StringEnum(['redis', 'memory']),
+      status: StringEnum(['ok', 'degraded']),
     }),
     sources: Type.Object({ maxmind: SourceState, cymru: SourceState, greynoise: SourceState, dshield: SourceState }),
     defaults: Type.Array(Type.String(), { description: 'built-in defaults in use because a setting is absent' }),
@@ -33,7 +34,7 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
       schema: {
         summary: 'Liveness: the process answers',
         tags: ['operations'],
-        response: { 200: Type.Object({ status: Type.Literal('ok') }) },
+        response: { 200: Type.Object({ status: StringEnum(['ok']) }, { description: 'the process is alive' }) },
       },
     },
     async () => ({ status: 'ok' as const }),
@@ -45,7 +46,10 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
       schema: {
         summary: 'Readiness: database reachable, and the state of every source',
         tags: ['operations'],
-        response: { 200: Readiness, 503: Readiness },
+        response: {
+          200: Type.Ref('Readiness', { description: 'the service can answer (possibly degraded)' }),
+          503: Type.Ref('Readiness', { description: 'the database is unreachable' }),
+        },
       },
     },
     async (request, reply) => {

@@ -21,7 +21,10 @@ const ipRoute: FastifyPluginAsyncTypebox = async (app) => {
           },
           { additionalProperties: false },
         ),
-        response: { 200: Type.Ref('IpRecord'), ...problemResponses(400, 500, 503) },
+        response: {
+          200: Type.Ref('IpRecord', { description: 'the enriched record of the address' }),
+          ...problemResponses(400, 500, 503),
+        },
       },
     },
     async (request) => {

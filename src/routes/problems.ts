@@ -1,4 +1,5 @@
 import { Type } from '@sinclair/typebox';
+import { PROBLEM_CONTENT_TYPE } from '../errors.js';
 
 const DESCRIPTIONS: Record<number, string> = {
   400: 'the request is malformed (problem+json names what is wrong)',
@@ -12,6 +13,12 @@ const DESCRIPTIONS: Record<number, string> = {
 /** Problem+json response schemas for the given status codes, by reference to the shared Problem schema. */
 export function problemResponses(...statuses: number[]) {
   return Object.fromEntries(
-    statuses.map((status) => [status, Type.Ref('Problem', { description: DESCRIPTIONS[status] ?? 'error' })]),
+    statuses.map((status) => [
+      status,
+      {
+        description: DESCRIPTIONS[status] ?? 'error',
+        content: { [PROBLEM_CONTENT_TYPE]: { schema: Type.Ref('Problem') } },
+      },
+    ]),
   );
 }

@@ -1,0 +1,228 @@
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { IpRecord } from '../../src/record/model.js';
+import type { EnrichStats } from '../../src/enrich/stats.js';
+import { defaultRow, type WhoisRow } from '../doubles/cymru-whois.js';
+import { startHarness, type Harness } from '../support/app.js';
+
+interface EnrichAnswer {
+  results: IpRecord[];
+  stats: EnrichStats;
+}
+
+let harness: Harness;
+let db: pg.Pool;
+const whoisTable = new Map<string, WhoisRow | null>([
+  ['1.1.1.1', { asns: [13335], prefix: '1.1.1.0/24', country: 'AU', registry: 'apnic', allocated: '2011-08-11', name: 'CLOUDFLARENET, US' }],
+  ['216.90.108.31', { asns: [23028, 3356], prefix: '216.90.108.0/24', country: 'US', registry: 'arin', allocated: '1998-09-25', name: 'TEAM-CYMRU, US' }],
+]);
+
+beforeAll(async () => {
+  harness = await startHarness({
+    config: { CYMRU_BATCH_SIZE: 50, ENRICH_MAX_IPS: 300 },
+    cymru: {
+      notFound: ['198.41.0.250'],
+      table: whoisTable,
+    },
+  });
+  db = new pg.Pool({ connectionString: harness.database.url });
+});
+
+afterAll(async () => {
+  await db.end();
+  await harness.close();
+});
+
+async function enrich(body: unknown): Promise<{ status: number; json: EnrichAnswer; contentType: string }> {
+  const response = await harness.app.inject({ method: 'POST', url: '/enrich', payload: body as object });
+  return { status: response.statusCode, json: response.json<EnrichAnswer>(), contentType: String(response.headers['content-type']) };
+}
+
+describe('POST /enrich', () => {
+  it('answers every input string in input order, looking duplicates up once', async () => {
+    const inputs = ['1.1.1.1', 'not-an-ip', '10.0.0.1', '216.90.108.31', '1.1.1.1', '::ffff:1.1.1.1', '81.2.69.160'];
+    const before = harness.cymru.connections.length;
+    const { status, json } = await enrich({ ips: inputs, sources: ['maxmind', 'cymru'] });
+    expect(status).toBe(200);
+    expect(json.results.map((r) => r.input)).toEqual(inputs);
+    expect(json.results.map((r) => r.status)).toEqual(['ok', 'invalid', 'bogon', 'ok', 'ok', 'ok', 'ok']);
+    expect(json.results[5]!.ip).toBe('1.1.1.1');
+    const asked = harness.cymru.connections.slice(before).flatMap((c) => c.addresses);
+    expect(asked.sort()).toEqual(['1.1.1.1', '216.90.108.31']);
+    expect(json.stats).toMatchObject({ total: 7, unique: 3, invalid: 1, bogon: 1 });
+  });
+
+  it('takes the ASN from MaxMind and asks Team Cymru only for addresses MaxMind cannot place', async () => {
+    const { json } = await enrich({ ips: ['81.2.69.160', '216.90.108.31'], sources: ['maxmind', 'cymru'], refresh: true });
+    const [london, cymru] = json.results;
+    expect(london!.asn).toMatchObject({ number: 20712, name: 'Andrews & Arnold Ltd', prefix: '81.2.0.0/16', source: 'maxmind' });
+    expect(london!.geo).toMatchObject({ country: 'GB', countryName: 'United Kingdom', city: 'London', timezone: 'Europe/London' });
+    expect(london!.sources.cymru.status).toBe('skipped');
+    expect(london!.sources.maxmind).toMatchObject({ status: 'ok' });
+    expect(london!.sources.maxmind.database).toMatch(/GeoLite2-City 2026-11-17/);
+    expect(cymru!.asn).toEqual({
+      number: 23028,
+      numbers: [23028, 3356],
+      name: 'TEAM-CYMRU, US',
+      prefix: '216.90.108.0/24',
+      country: 'US',
+      registry: 'arin',
+      allocated: '1998-09-25',
+      source: 'cymru',
+    });
+    expect(cymru!.sources.cymru.status).toBe('ok');
+  });
+
+  it('answers private, documentation and reserved ranges as bogons without any lookup', async () => {
+    const bogons = ['192.168.1.1', '100.64.0.1', '127.0.0.1', '169.254.1.1', '192.0.2.7', '224.0.0.1', 'fe80::1', 'fc00::1', '2001:db8::1', '::1'];
+    const before = harness.cymru.connections.length;
+    const { json } = await enrich({ ips: bogons });
+    expect(json.results.every((r) => r.status === 'bogon' && r.asn === null && r.range)).toBe(true);
+    expect(harness.cymru.connections.length).toBe(before);
+    expect(harness.greynoise.requests.length + harness.dshield.requests.length).toBe(0);
+  });
+
+  it('explains why a string is not an address', async () => {
+    const { json } = await enrich({ ips: ['010.1.1.1', '1.2.3.4/24', 'fe80::1%eth0', ''] });
+    expect(json.results.map((r) => r.status)).toEqual(['invalid', 'invalid', 'invalid', 'invalid']);
+    expect(json.results.map((r) => r.error)).toEqual([
+      expect.stringMatching(/dotted-decimal/),
+      expect.stringMatching(/CIDR/),
+      expect.stringMatching(/zone/),
+      'empty string',
+    ]);
+  });
+
+  it('marks an address Team Cymru does not route as not_found, and that is not a failure', async () => {
+    const { json } = await enrich({ ips: ['198.41.0.250'], sources: ['maxmind', 'cymru'] });
+    expect(json.results[0]).toMatchObject({ status: 'ok', asn: null, sources: { cymru: { status: 'not_found' } } });
+  });
+
+  it('persists the merged record in PostgreSQL and updates it when enriched again', async () => {
+    await enrich({ ips: ['1.1.1.1'], sources: ['maxmind', 'cymru'] });
+    const first = await db.query<{ cymru: { name: string }; lookup_count: number; updated_at: Date }>(
+      "SELECT cymru, lookup_count, updated_at FROM ip_record WHERE ip = '1.1.1.1'",
+    );
+    expect(first.rows[0]!.cymru.name).toBe('CLOUDFLARENET, US');
+    whoisTable.set('1.1.1.1', { ...defaultRow('1.1.1.1'), asns: [13335], name: 'CLOUDFLARE RENAMED, US' });
+    const { json } = await enrich({ ips: ['1.1.1.1'], sources: ['maxmind', 'cymru'], refresh: true });
+    expect(json.results[0]!.asn!.name).toBe('CLOUDFLARE RENAMED, US');
+    const second = await db.query<{ cymru: { name: string }; lookup_count: number; updated_at: Date }>(
+      "SELECT cymru, lookup_count, updated_at FROM ip_record WHERE ip = '1.1.1.1'",
+    );
+    expect(second.rows[0]!.cymru.name).toBe('CLOUDFLARE RENAMED, US');
+    expect(second.rows[0]!.lookup_count).toBeGreaterThan(first.rows[0]!.lookup_count);
+    expect(second.rows[0]!.updated_at.getTime()).toBeGreaterThan(first.rows[0]!.updated_at.getTime());
+  });
+
+  it('queries Team Cymru in batches of CYMRU_BATCH_SIZE, not one connection per address', async () => {
+    const ips = Array.from({ length: 120 }, (_, i) => `45.${i}.1.1`);
+    const before = harness.cymru.connections.length;
+    const { json } = await enrich({ ips, sources: ['maxmind', 'cymru'] });
+    expect(json.results.every((r) => r.status === 'ok' && r.asn?.source === 'cymru')).toBe(true);
+    const connections = harness.cymru.connections.slice(before);
+    expect(connections.map((c) => c.addresses.length).sort((a, b) => a - b)).toEqual([20, 50, 50]);
+  });
+
+  it('marks only the addresses of a failed batch as errors, and still answers 200', async () => {
+    const failing = await startHarness({
+      config: { CYMRU_BATCH_SIZE: 2, CYMRU_MAX_CONNECTIONS: 1, CYMRU_RETRIES: 1 },
+      cymru: { behaviour: (index) => (index === 0 || index === 2 ? 'refuse' : 'answer') },
+    });
+    try {
+      const response = await failing.app.inject({
+        method: 'POST',
+        url: '/enrich',
+        payload: { ips: ['45.1.1.1', '45.1.1.2', '45.1.1.3'], sources: ['maxmind', 'cymru'] },
+      });
+      expect(response.statusCode).toBe(200);
+      const results = response.json<EnrichAnswer>().results;
+      expect(results.map((r) => r.status)).toEqual(['partial', 'partial', 'ok']);
+      expect(results[0]!.sources.cymru).toMatchObject({ status: 'error', error: expect.stringMatching(/Team Cymru/) });
+      const stored = await new pg.Client({ connectionString: failing.database.url });
+      await stored.connect();
+      const rows = await stored.query<{ ip: string }>('SELECT ip FROM ip_record WHERE cymru_status IS NOT NULL');
+      await stored.end();
+      expect(rows.rows.map((r) => r.ip)).toEqual(['45.1.1.3']);
+    } finally {
+      await failing.close();
+    }
+  });
+});
+
+describe('rejected requests', () => {
+  const cases: Array<[string, string | object, number, RegExp]> = [
+    ['a body that is not JSON', '{"ips": [', 400, /not valid JSON/],
+    ['a missing ips field', { sources: ['cymru'] }, 400, /ips/],
+    ['ips that is not an array', { ips: '1.1.1.1' }, 400, /ips/],
+    ['ips with a non-string element', { ips: ['1.1.1.1', 7] }, 400, /ips/],
+    ['an unknown source', { ips: ['1.1.1.1'], sources: ['shodan'] }, 400, /sources/],
+    ['an unknown field', { ips: ['1.1.1.1'], refrech: true }, 400, /refrech/],
+  ];
+  for (const [name, payload, status, detail] of cases) {
+    it(`answers ${status} problem+json for ${name}`, async () => {
+      const response = await harness.app.inject({
+        method: 'POST',
+        url: '/enrich',
+        headers: { 'content-type': 'application/json' },
+        payload: typeof payload === 'string' ? payload : JSON.stringify(payload),
+      });
+      expect(response.statusCode).toBe(status);
+      expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
+      const problem = response.json<{ type: string; title: string; status: number; detail: string }>();
+      expect(problem).toMatchObject({ status, title: expect.any(String), type: expect.any(String) });
+      expect(problem.detail).toMatch(detail);
+    });
+  }
+
+  it('answers 413 when the list is longer than ENRICH_MAX_IPS', async () => {
+    const { status, json, contentType } = await enrich({ ips: Array.from({ length: 301 }, () => '1.1.1.1') });
+    expect(status).toBe(413);
+    expect(contentType).toMatch(/problem\+json/);
+    expect((json as unknown as { detail: string }).detail).toMatch(/301 .*ENRICH_MAX_IPS allows 300/);
+  });
+
+  it('answers 404 problem+json for an unknown route', async () => {
+    const response = await harness.app.inject({ method: 'GET', url: '/nope' });
+    expect(response.statusCode).toBe(404);
+    expect(response.headers['content-type']).toMatch(/problem\+json/);
+  });
+});
+
+describe('GET /ip/:addr', () => {
+  it('enriches one address on demand in its canonical form', async () => {
+    const response = await harness.app.inject({ method: 'GET', url: '/ip/2A02:D8:0:0::1?sources=maxmind&sources=cymru' });
+    expect(response.statusCode).toBe(200);
+    const record = response.json<IpRecord>();
+    expect(record).toMatchObject({ ip: '2a02:d8::1', status: 'ok', asn: { number: 8473 }, geo: { city: 'Stockholm' } });
+  });
+
+  it('answers a bogon with 200 and status bogon', async () => {
+    const response = await harness.app.inject({ method: 'GET', url: '/ip/10.1.2.3' });
+    expect(response.json<IpRecord>()).toMatchObject({ status: 'bogon', range: 'private' });
+  });
+
+  it('answers 400 problem+json for a non-address', async () => {
+    const response = await harness.app.inject({ method: 'GET', url: '/ip/example.com' });
+    expect(response.statusCode).toBe(400);
+    expect(response.headers['content-type']).toMatch(/problem\+json/);
+    expect(response.json<{ detail: string }>().detail).toMatch(/example\.com.*not an IP address/);
+  });
+});
+
+describe('operations', () => {
+  it('reports liveness and readiness with each source state', async () => {
+    expect((await harness.app.inject({ method: 'GET', url: '/healthz' })).json()).toEqual({ status: 'ok' });
+    const ready = await harness.app.inject({ method: 'GET', url: '/readyz' });
+    expect(ready.statusCode).toBe(200);
+    expect(ready.json()).toMatchObject({
+      status: 'ready',
+      database: { status: 'ok' },
+      sources: {
+        maxmind: { status: 'ready', databases: [{ type: 'GeoLite2-City' }, { type: 'GeoLite2-ASN' }] },
+        cymru: { status: 'ready' },
+        dshield: { status: 'ready' },
+      },
+    });
+  });
+});
