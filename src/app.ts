@@ -56,7 +56,9 @@ export async function registerApi(app: FastifyInstance, config: Config): Promise
         { name: 'operations', description: 'health, readiness and documentation' },
       ],
     },
-    refResolver: { buildLocalReference: (json, _baseUri, _fragment, index) => String(json.$id ?? `def-${index}`) },
+    refResolver: {
+      buildLocalReference: (json, _baseUri, _fragment, index) => (typeof json.$id === 'string' ? json.$id : `def-${index}`),
+    },
   });
   app.decorate('config', config);
   await app.register(enrichRoute);

@@ -6,7 +6,6 @@ import { parseAddress, type ParsedAddress } from '../ip/address.js';
 import {
   SOURCE_NAMES,
   type IpRecord,
-  type MaxMindData,
   type SourceName,
   type SourceOutcome,
   type StoredRecord,
@@ -47,8 +46,6 @@ interface Work {
   outcomes: Outcomes;
   update: Partial<StoredSources>;
 }
-
-const PERSISTED = new Set(['ok', 'not_found']);
 
 function emptyCounters(): Record<SourceName, SourceCounters> {
   return Object.fromEntries(
@@ -152,8 +149,8 @@ export class Enricher {
     const record = (item: Work, source: SourceName, outcome: SourceOutcome<unknown>) => {
       item.outcomes[source] = outcome;
       count(stats.sources[source], outcome);
-      if (PERSISTED.has(outcome.status) && 'data' in outcome) {
-        const state: StoredSourceState<unknown> = { status: outcome.status as 'ok', fetchedAt: nowIso, data: outcome.data };
+      if (outcome.status === 'ok' || outcome.status === 'not_found') {
+        const state: StoredSourceState<unknown> = { status: outcome.status, fetchedAt: nowIso, data: outcome.data };
         if (outcome.database !== undefined) state.database = outcome.database;
         (item.update as Record<SourceName, StoredSourceState<unknown>>)[source] = state;
       }
@@ -177,7 +174,7 @@ export class Enricher {
     if (requested.has('cymru')) {
       for (const [ip, item] of work) {
         const maxmindState = item.update.maxmind ?? item.known?.sources.maxmind;
-        if ((maxmindState?.data as MaxMindData | null | undefined)?.asn) {
+        if (maxmindState?.data?.asn) {
           if (!item.known?.sources.cymru) item.outcomes.cymru = { status: 'skipped', reason: 'MaxMind knows the ASN' };
           continue;
         }

@@ -1,9 +1,7 @@
 import type { ParsedAddress } from '../ip/address.js';
 import {
   SOURCE_NAMES,
-  type Asn,
   type IpRecord,
-  type MaxMindData,
   type SourceName,
   type SourceOutcome,
   type SourceReport,
@@ -38,7 +36,7 @@ function report(source: SourceName, record: StoredRecord, outcome: SourceOutcome
 
 /** The answer for one routable address: its stored record as merged now, and what this request saw. */
 export function routableView(input: string, record: StoredRecord, outcomes: Outcomes): IpRecord {
-  const maxmind = record.sources.maxmind?.data as MaxMindData | null | undefined;
+  const maxmind = record.sources.maxmind?.data;
   const cymru = record.sources.cymru;
   const sources = Object.fromEntries(
     SOURCE_NAMES.map((source) => [source, report(source, record, outcomes[source])]),
@@ -48,10 +46,10 @@ export function routableView(input: string, record: StoredRecord, outcomes: Outc
     ip: record.ip,
     input,
     status: failed ? 'partial' : 'ok',
-    asn: maxmind?.asn ?? (cymru?.status === 'ok' ? (cymru.data as Asn | null) : null),
+    asn: maxmind?.asn ?? (cymru?.status === 'ok' ? cymru.data : null),
     geo: maxmind?.geo ?? null,
-    greynoise: (record.sources.greynoise?.data ?? null) as IpRecord['greynoise'],
-    dshield: (record.sources.dshield?.data ?? null) as IpRecord['dshield'],
+    greynoise: record.sources.greynoise?.data ?? null,
+    dshield: record.sources.dshield?.data ?? null,
     sources,
     updatedAt: record.updatedAt,
   };

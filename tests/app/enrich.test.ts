@@ -139,7 +139,7 @@ describe('POST /enrich', () => {
       const results = response.json<EnrichAnswer>().results;
       expect(results.map((r) => r.status)).toEqual(['partial', 'partial', 'ok']);
       expect(results[0]!.sources.cymru).toMatchObject({ status: 'error', error: expect.stringMatching(/Team Cymru/) });
-      const stored = await new pg.Client({ connectionString: failing.database.url });
+      const stored = new pg.Client({ connectionString: failing.database.url });
       await stored.connect();
       const rows = await stored.query<{ ip: string }>('SELECT ip FROM ip_record WHERE cymru_status IS NOT NULL');
       await stored.end();
@@ -212,10 +212,10 @@ describe('GET /ip/:addr', () => {
 
 describe('operations', () => {
   it('reports liveness and readiness with each source state', async () => {
-    expect((await harness.app.inject({ method: 'GET', url: '/healthz' })).json()).toEqual({ status: 'ok' });
+    expect((await harness.app.inject({ method: 'GET', url: '/healthz' })).json<unknown>()).toEqual({ status: 'ok' });
     const ready = await harness.app.inject({ method: 'GET', url: '/readyz' });
     expect(ready.statusCode).toBe(200);
-    expect(ready.json()).toMatchObject({
+    expect(ready.json<Record<string, unknown>>()).toMatchObject({
       status: 'ready',
       database: { status: 'ok' },
       sources: {
