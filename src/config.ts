@@ -77,7 +77,7 @@ function describeExpected(schema: TSchema): string {
   if (schema.exclusiveMinimum !== undefined) parts.push(`> ${String(schema.exclusiveMinimum)}`);
   if (schema.maximum !== undefined) parts.push(`<= ${String(schema.maximum)}`);
   if (schema.pattern !== undefined) parts.push(`matching ${String(schema.pattern)}`);
-  return parts.join(' ');
+  return parts.join(', ');
 }
 
 /**
@@ -91,7 +91,7 @@ export function loadConfig(env: Record<string, string | undefined>, overrides: P
     if (value !== undefined && value.trim() !== '') raw[key] = value.trim();
   }
   Object.assign(raw, overrides);
-  const candidate = Value.Convert(ConfigSchema, Value.Default(ConfigSchema, raw));
+  const candidate = Value.Convert(ConfigSchema, Value.Default(ConfigSchema, structuredClone(raw)));
   const firstError = Value.Errors(ConfigSchema, candidate).First();
   if (firstError) {
     const variable = firstError.path.replace(/^\//, '').split('/')[0] ?? firstError.path;

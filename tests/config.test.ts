@@ -1,0 +1,45 @@
+import { describe, expect, it } from 'vitest';
+import { durationToMs, loadConfig } from '../src/config.js';
+
+describe('configuration', () => {
+  it('applies the documented defaults', () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({
+      HOST: '127.0.0.1',
+      PORT: 8080,
+      CYMRU_WHOIS_HOST: 'whois.cymru.com',
+      CYMRU_WHOIS_PORT: 43,
+      CYMRU_BATCH_SIZE: 500,
+      CYMRU_MAX_CONNECTIONS: 2,
+      CYMRU_TIMEOUT_MS: 30000,
+      ENRICH_MAX_IPS: 10000,
+      LOG_LEVEL: 'info',
+      GREYNOISE_RATE: 1,
+      GREYNOISE_BURST: 5,
+      DSHIELD_RATE: 1,
+      DSHIELD_BURST: 2,
+      ENRICH_DEADLINE_MS: 10000,
+    });
+  });
+
+  it('converts numbers from the environment and treats empty values as unset', () => {
+    expect(loadConfig({ PORT: '9000', CYMRU_BATCH_SIZE: '250', REDIS_URL: '' })).toMatchObject({ PORT: 9000, CYMRU_BATCH_SIZE: 250 });
+    expect(loadConfig({ REDIS_URL: '' }).REDIS_URL).toBeUndefined();
+  });
+
+  it.each([
+    ['CYMRU_BATCH_SIZE', '501', /CYMRU_BATCH_SIZE="501" is invalid: expected an integer, >= 1, <= 500/],
+    ['PORT', 'eighty', /PORT="eighty" is invalid: expected an integer/],
+    ['LOG_LEVEL', 'loud', /LOG_LEVEL="loud" is invalid: expected one of fatal, error, warn, info/],
+    ['DATABASE_URL', 'mysql://x', /DATABASE_URL="mysql:\/\/x" is invalid/],
+    ['TTL_CYMRU', '7 days', /TTL_CYMRU="7 days" is invalid/],
+  ])('stops the boot naming %s when it is %s', (variable, value, message) => {
+    expect(() => loadConfig({ [variable]: value })).toThrow(message);
+  });
+
+  it('reads durations in seconds or with a unit', () => {
+    expect(durationToMs('90')).toBe(90_000);
+    expect(durationToMs('15m')).toBe(900_000);
+    expect(durationToMs('7d')).toBe(604_800_000);
+  });
+});
