@@ -11,6 +11,7 @@ import { SHARED_SCHEMAS } from './record/model.js';
 import enrichRoute from './routes/enrich.js';
 import healthRoutes, { ReadinessSchema } from './routes/health.js';
 import ipRoute from './routes/ip.js';
+import metricsRoute from './routes/metrics.js';
 import { PRODUCT, VERSION } from './version.js';
 
 export interface AppOverrides extends ServiceOverrides {
@@ -64,6 +65,7 @@ export async function registerApi(app: FastifyInstance, config: Config): Promise
   await app.register(enrichRoute);
   await app.register(ipRoute);
   await app.register(healthRoutes);
+  await app.register(metricsRoute);
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 }
 

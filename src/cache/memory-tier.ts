@@ -29,6 +29,10 @@ export class MemoryTier implements RecordCache {
     return 'ok';
   }
 
+  errors(): number {
+    return 0;
+  }
+
   close(): Promise<void> {
     this.cache.clear();
     return Promise.resolve();

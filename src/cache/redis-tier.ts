@@ -11,6 +11,7 @@ import type { StoredRecord } from '../record/model.js';
 export class RedisTier implements RecordCache {
   readonly kind = 'redis';
   private lastErrorLog = 0;
+  private failures = 0;
 
   constructor(
     private readonly redis: Redis,
@@ -22,6 +23,7 @@ export class RedisTier implements RecordCache {
   }
 
   private failed(action: string, error: unknown): void {
+    this.failures += 1;
     const now = Date.now();
     if (now - this.lastErrorLog < 10_000) return;
     this.lastErrorLog = now;
@@ -51,6 +53,10 @@ export class RedisTier implements RecordCache {
     } catch (error) {
       this.failed('write', error);
     }
+  }
+
+  errors(): number {
+    return this.failures;
   }
 
   health(): 'ok' | 'degraded' {

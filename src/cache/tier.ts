@@ -7,5 +7,7 @@ export interface RecordCache {
   setMany(records: readonly StoredRecord[]): Promise<void>;
   /** 'degraded' while the backing store is unreachable; the service keeps answering without it. */
   health(): 'ok' | 'degraded';
+  /** Cache commands that failed since start. */
+  errors(): number;
   close(): Promise<void>;
 }

@@ -11,7 +11,11 @@ const SourceCountersSchema = Type.Object({
   rateLimited: Counter('lookups the rate limit deferred past the deadline'),
 });
 
-const TierSchema = Type.Object({ hits: Counter('addresses found'), misses: Counter('addresses not found') });
+const TierSchema = Type.Object({
+  hits: Counter('addresses found'),
+  misses: Counter('addresses not found'),
+  durationMs: Type.Number({ minimum: 0, description: 'time spent reading the tier' }),
+});
 
 export const EnrichStatsSchema = Type.Object(
   {
@@ -19,7 +23,7 @@ export const EnrichStatsSchema = Type.Object(
     unique: Counter('distinct routable addresses'),
     invalid: Counter('strings that are not IP addresses'),
     bogon: Counter('private or reserved addresses, not looked up'),
-    durationMs: Counter('time spent on the request'),
+    durationMs: Type.Number({ minimum: 0, description: 'time spent on the request' }),
     tiers: Type.Object({ l1: TierSchema, l2: TierSchema }),
     sources: Type.Object(
       Object.fromEntries(SOURCE_NAMES.map((source) => [source, SourceCountersSchema])) as Record<

@@ -18,6 +18,7 @@ import { CymruClient } from '../sources/cymru.js';
 import { DShieldSource } from '../sources/dshield.js';
 import { GreyNoiseSource } from '../sources/greynoise.js';
 import { MaxMindSource } from '../sources/maxmind.js';
+import { Metrics } from '../metrics.js';
 import { PRODUCT, VERSION } from '../version.js';
 
 export interface ServiceOverrides {
@@ -32,6 +33,7 @@ export interface Services {
   sources: SourceSet;
   limiters: { greynoise: AdaptiveLimiter; dshield: AdaptiveLimiter };
   enricher: Enricher;
+  metrics: Metrics;
   clock: Clock;
   defaults: string[];
 }
@@ -127,6 +129,13 @@ async function services(app: FastifyInstance, options: { config: Config; overrid
     logger,
   });
   const sources: SourceSet = { maxmind, cymru, greynoise, dshield };
+  const metrics = new Metrics({
+    cymruQueries: () => cymru.stats().queries,
+    cymruFailures: () => cymru.stats().failures,
+    limiterAdmitted: (name) => limiters[name].stats().admitted,
+    limiterRefused: (name) => limiters[name].stats().limited,
+    cacheErrors: () => cache.errors(),
+  });
 
   const enricher = new Enricher({
     sources,
@@ -139,12 +148,15 @@ async function services(app: FastifyInstance, options: { config: Config; overrid
       greynoise: durationToMs(config.TTL_GREYNOISE),
       dshield: durationToMs(config.TTL_DSHIELD),
     },
-    onStats: overrides.onStats,
+    onStats: (stats) => {
+      metrics.observe(stats);
+      overrides.onStats?.(stats);
+    },
   });
   closers.push(() => enricher.drain());
 
   for (const line of defaults) logger.info(`${PRODUCT} default in use: ${line}`);
-  app.decorate('services', { store, cache, sources, limiters, enricher, clock, defaults });
+  app.decorate('services', { store, cache, sources, limiters, enricher, metrics, clock, defaults });
 }
 
 export default fp(services, { name: 'services' });
