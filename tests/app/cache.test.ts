@@ -1,0 +1,144 @@
+import { rename } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/clock.js';
+import type { EnrichStats } from '../../src/enrich/stats.js';
+import type { IpRecord } from '../../src/record/model.js';
+import { startHarness, type Harness } from '../support/app.js';
+import { writeMmdb } from '../support/mmdb-writer.js';
+import { startRedisServer, type RedisServer } from '../support/redis-server.js';
+
+interface EnrichAnswer {
+  results: IpRecord[];
+  stats: EnrichStats;
+}
+
+async function enrich(harness: Harness, body: object): Promise<EnrichAnswer> {
+  const response = await harness.app.inject({ method: 'POST', url: '/enrich', payload: body });
+  expect(response.statusCode).toBe(200);
+  return response.json<EnrichAnswer>();
+}
+
+function upstreamCalls(harness: Harness) {
+  return {
+    cymru: harness.cymru.connections.length,
+    greynoise: harness.greynoise.requests.length,
+    dshield: harness.dshield.requests.length,
+  };
+}
+
+const list = (prefix: string, count: number) => Array.from({ length: count }, (_, i) => `${prefix}.${i + 1}`);
+
+describe('L1 on Redis', () => {
+  let redis: RedisServer;
+  let harness: Harness;
+  beforeAll(async () => {
+    redis = await startRedisServer();
+    harness = await startHarness({ config: { REDIS_URL: redis.url } });
+  });
+  afterAll(async () => {
+    await harness.close();
+    await redis.stop();
+  });
+
+  it('answers a repeated list from L1 with zero upstream calls', async () => {
+    const ips = list('45.90.1', 50);
+    const first = await enrich(harness, { ips });
+    expect(first.stats.tiers.l1).toMatchObject({ hits: 0, misses: 50 });
+    const before = upstreamCalls(harness);
+    const second = await enrich(harness, { ips });
+    expect(upstreamCalls(harness)).toEqual(before);
+    expect(second.stats.tiers.l1).toMatchObject({ hits: 50, misses: 0 });
+    expect(second.stats.tiers.l2).toMatchObject({ hits: 0, misses: 0 });
+    expect(second.results.map((r) => r.asn?.number)).toEqual(first.results.map((r) => r.asn?.number));
+  });
+
+  it('keeps answering while Redis is down, and uses L1 again once it is back', async () => {
+    const ips = list('45.90.2', 20);
+    await enrich(harness, { ips });
+    await redis.stop();
+    const during = await enrich(harness, { ips: [...ips, ...list('45.90.3', 5)] });
+    expect(during.results.every((r) => r.status === 'ok')).toBe(true);
+    expect(during.stats.tiers.l1.hits).toBe(0);
+    expect(during.stats.tiers.l2.hits).toBe(20);
+    const degraded = await harness.app.inject({ method: 'GET', url: '/readyz' });
+    expect(degraded.statusCode).toBe(200);
+    expect(degraded.json<{ status: string; cache: { status: string } }>()).toMatchObject({ status: 'degraded', cache: { status: 'degraded' } });
+
+    await redis.start();
+    await expect.poll(async () => (await harness.app.inject({ method: 'GET', url: '/readyz' })).json<{ status: string }>().status, { timeout: 5000 }).toBe('ready');
+    await enrich(harness, { ips });
+    const after = await enrich(harness, { ips });
+    expect(after.stats.tiers.l1.hits).toBe(20);
+  });
+
+  it('bypasses both tiers with refresh: true', async () => {
+    const ips = list('45.90.4', 3);
+    await enrich(harness, { ips, sources: ['maxmind', 'cymru'] });
+    const before = upstreamCalls(harness).cymru;
+    const refreshed = await enrich(harness, { ips, sources: ['maxmind', 'cymru'], refresh: true });
+    expect(refreshed.stats.tiers.l1).toMatchObject({ hits: 0, misses: 0 });
+    expect(upstreamCalls(harness).cymru).toBe(before + 1);
+  });
+
+  it('exports tier and upstream counters at /metrics', async () => {
+    const response = await harness.app.inject({ method: 'GET', url: '/metrics' });
+    expect(response.headers['content-type']).toMatch(/^text\/plain/);
+    expect(response.body).toMatch(/ipenrich_cache_lookups_total\{tier="l1",result="hit"\} \d+/);
+    expect(response.body).toMatch(/ipenrich_upstream_lookups_total\{source="cymru",outcome="ok"\} \d+/);
+    expect(response.body).toMatch(/ipenrich_cymru_bulk_queries_total \d+/);
+    expect(response.body).toMatch(/ipenrich_cache_read_seconds_bucket/);
+  });
+});
+
+describe('per-source freshness', () => {
+  let harness: Harness;
+  const clock = new ManualClock(Date.parse('2026-11-22T00:00:00Z'));
+  afterEach(async () => harness.close());
+
+  it('fetches again only the source whose TTL ran out', async () => {
+    harness = await startHarness({ overrides: { clock }, config: { TTL_GREYNOISE: '1d', TTL_DSHIELD: '2d', TTL_CYMRU: '7d' } });
+    const ip = '45.91.1.1';
+    const first = await enrich(harness, { ips: [ip] });
+    expect(first.results[0]!.sources).toMatchObject({ cymru: { status: 'ok' }, greynoise: { status: 'not_found' } });
+    let before = upstreamCalls(harness);
+
+    await clock.advance(60_000);
+    await enrich(harness, { ips: [ip] });
+    expect(upstreamCalls(harness)).toEqual(before);
+
+    await clock.advance(86_400_000);
+    const afterDay = await enrich(harness, { ips: [ip] });
+    expect(upstreamCalls(harness)).toEqual({ ...before, greynoise: before.greynoise + 1 });
+    expect(Date.parse(afterDay.results[0]!.sources.greynoise.fetchedAt!)).toBe(clock.now());
+    expect(Date.parse(afterDay.results[0]!.sources.cymru.fetchedAt!)).toBe(Date.parse('2026-11-22T00:00:00Z'));
+    before = upstreamCalls(harness);
+
+    await clock.advance(86_400_000);
+    await enrich(harness, { ips: [ip] });
+    expect(upstreamCalls(harness)).toEqual({ ...before, greynoise: before.greynoise + 1, dshield: before.dshield + 1 });
+    before = upstreamCalls(harness);
+
+    await clock.advance(6 * 86_400_000);
+    await enrich(harness, { ips: [ip], sources: ['maxmind', 'cymru'] });
+    expect(upstreamCalls(harness)).toEqual({ ...before, cymru: before.cymru + 1 });
+  });
+
+  it('re-reads MaxMind answers when a newer database replaces the file, without a restart', async () => {
+    harness = await startHarness();
+    const [before] = (await enrich(harness, { ips: ['81.2.69.160'], sources: ['maxmind'] })).results;
+    expect(before!.asn).toMatchObject({ number: 20712 });
+    const staging = join(harness.mmdbDir, 'GeoLite2-ASN.mmdb.tmp');
+    await writeMmdb(staging, {
+      databaseType: 'GeoLite2-ASN',
+      buildEpoch: Date.parse('2026-11-20T00:00:00Z') / 1000,
+      networks: [{ cidr: '81.2.0.0/16', data: { autonomous_system_number: 64512, autonomous_system_organization: 'Renumbered Ltd' } }],
+    });
+    await rename(staging, join(harness.mmdbDir, 'GeoLite2-ASN.mmdb'));
+    await expect
+      .poll(async () => (await enrich(harness, { ips: ['81.2.69.160'], sources: ['maxmind'] })).results[0]!.asn?.number, { timeout: 5000 })
+      .toBe(64512);
+    const [after] = (await enrich(harness, { ips: ['81.2.69.160'], sources: ['maxmind'] })).results;
+    expect(after!.sources.maxmind.database).toMatch(/GeoLite2-ASN 2026-11-20/);
+  });
+});
