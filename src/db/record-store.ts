@@ -11,6 +11,8 @@ import {
 export interface RecordUpdate {
   ip: string;
   sources: Partial<StoredSources>;
+  /** Lookups to add to the address's count (0 when an earlier write of the same request counted it). */
+  lookups: number;
 }
 
 type Row = Record<string, unknown> & { ip: string; updated_at: Date | string };
@@ -24,15 +26,17 @@ const COLUMNS: Array<[string, string]> = [
   ['ip', 'text'],
   ...(SOURCE_COLUMNS as Array<[string, string]>),
   ['maxmind_database', 'text'],
+  ['lookups', 'int'],
 ];
+const STORED = COLUMNS.filter(([name]) => name !== 'lookups');
 
 /**
  * A source's columns are overwritten only when this update carries that source, so two requests that
  * refresh different sources of one address at the same time never undo each other's work.
  */
 const UPSERT_SQL = `
-INSERT INTO ip_record (${COLUMNS.map(([name]) => name).join(', ')}, first_seen, last_seen, lookup_count, updated_at)
-SELECT ${COLUMNS.map(([name]) => `x.${name}`).join(', ')}, $2, $2, 1, $2
+INSERT INTO ip_record (${STORED.map(([name]) => name).join(', ')}, lookup_count, first_seen, last_seen, updated_at)
+SELECT ${STORED.map(([name]) => `x.${name}`).join(', ')}, x.lookups, $2, $2, $2
 FROM jsonb_to_recordset($1::jsonb) AS x(${COLUMNS.map(([name, type]) => `${name} ${type}`).join(', ')})
 ON CONFLICT (ip) DO UPDATE SET
 ${SOURCE_NAMES.flatMap((source) =>
@@ -41,8 +45,8 @@ ${SOURCE_NAMES.flatMap((source) =>
       `  ${column} = CASE WHEN EXCLUDED.${source}_status IS NULL THEN ip_record.${column} ELSE EXCLUDED.${column} END`,
   ),
 ).join(',\n')},
-  last_seen = EXCLUDED.last_seen,
-  lookup_count = ip_record.lookup_count + 1,
+  last_seen = GREATEST(ip_record.last_seen, EXCLUDED.last_seen),
+  lookup_count = ip_record.lookup_count + EXCLUDED.lookup_count,
   updated_at = CASE WHEN ${SOURCE_NAMES.map((source) => `EXCLUDED.${source}_status IS NULL`).join(' AND ')}
     THEN ip_record.updated_at ELSE EXCLUDED.updated_at END`;
 
@@ -70,7 +74,7 @@ function rowToRecord(row: Row): StoredRecord {
 }
 
 function updateToRow(update: RecordUpdate): Record<string, unknown> {
-  const row: Record<string, unknown> = { ip: update.ip };
+  const row: Record<string, unknown> = { ip: update.ip, lookups: update.lookups };
   for (const source of SOURCE_NAMES) {
     const state = update.sources[source];
     if (!state) continue;
@@ -104,7 +108,12 @@ export class RecordStore {
     const byIp = new Map<string, RecordUpdate>();
     for (const update of updates) {
       const previous = byIp.get(update.ip);
-      byIp.set(update.ip, previous ? { ip: update.ip, sources: { ...previous.sources, ...update.sources } } : update);
+      byIp.set(
+        update.ip,
+        previous
+          ? { ip: update.ip, sources: { ...previous.sources, ...update.sources }, lookups: previous.lookups + update.lookups }
+          : update,
+      );
     }
     const payload = JSON.stringify([...byIp.values()].map(updateToRow));
     await this.db.$executeRawUnsafe(UPSERT_SQL, payload, at);

@@ -1,4 +1,3 @@
-import type { FastifyBaseLogger } from 'fastify';
 import type { RecordCache } from '../cache/tier.js';
 import type { Clock } from '../clock.js';
 import type { RecordStore, RecordUpdate } from '../db/record-store.js';
@@ -13,6 +12,7 @@ import {
   type StoredSources,
 } from '../record/model.js';
 import { routableView, unroutedView, type Outcomes } from './record-view.js';
+import type { LookupRecorder } from './lookup-recorder.js';
 import type { EnrichStats, SourceCounters } from './stats.js';
 import type { Freshness, PerAddressSource, SourceSet } from './sources.js';
 
@@ -35,17 +35,25 @@ export interface EnricherDeps {
   cache: RecordCache;
   freshness: Freshness;
   clock: Clock;
-  logger: FastifyBaseLogger;
+  /** Counts lookups of addresses a request answered from the tiers without writing them. */
+  lookups: LookupRecorder;
   /** Told of every finished request, e.g. to feed Prometheus counters. */
   onStats?: (stats: EnrichStats) => void;
 }
 
 /** What one request does for one address: what it knew, and what each source answered now. */
 interface Work {
+  ip: string;
   known: StoredRecord | undefined;
   outcomes: Outcomes;
   update: Partial<StoredSources>;
+  /** Sources of `update` already written, so a later write in this request carries only new answers. */
+  saved: Set<SourceName>;
+  /** Whether this request's lookup was already counted in the stored lookup count. */
+  counted: boolean;
 }
+
+const EMPTY_SOURCES: StoredSources = { maxmind: null, cymru: null, greynoise: null, dshield: null };
 
 /** Durations are measured in real time whatever clock decides freshness: they describe this process. */
 const elapsed = (since: number) => Math.round((performance.now() - since) * 100) / 100;
@@ -69,16 +77,13 @@ function count(counters: SourceCounters, outcome: SourceOutcome<unknown>): void 
  * answer in input order. Work for an address is done once however often it appears in the list.
  */
 export class Enricher {
-  /** Bookkeeping writes (last seen, lookup count) that a reply does not wait for; awaited on close. */
-  private readonly background = new Set<Promise<void>>();
-
   constructor(private readonly deps: EnricherDeps) {}
 
   async enrich(request: EnrichRequest): Promise<EnrichResult> {
     const started = performance.now();
+    const at = new Date(this.deps.clock.now());
     const parsed = request.inputs.map((input) => parseAddress(input));
     const unique = [...new Set(parsed.flatMap((p) => (p.kind === 'routable' ? [p.ip] : [])))];
-    const requested = new Set<SourceName>(request.sources ?? SOURCE_NAMES);
     const stats: EnrichStats = {
       total: request.inputs.length,
       unique: unique.length,
@@ -92,24 +97,27 @@ export class Enricher {
     const { known, fromL2 } = request.refresh
       ? { known: new Map<string, StoredRecord>(), fromL2: [] }
       : await this.readTiers(unique, stats);
-    const work = new Map<string, Work>(unique.map((ip) => [ip, { known: known.get(ip), outcomes: {}, update: {} }]));
-    await this.fetch(work, requested, request, stats);
+    const work = new Map<string, Work>(
+      unique.map((ip) => [ip, { ip, known: known.get(ip), outcomes: {}, update: {}, saved: new Set(), counted: false }]),
+    );
+    await this.fetch(work, new Set(request.sources ?? SOURCE_NAMES), request, stats, at);
 
-    const at = new Date(this.deps.clock.now());
     const merged = new Map<string, StoredRecord>();
-    const untouched: RecordUpdate[] = [];
+    const cacheable: StoredRecord[] = [];
+    const unchanged: string[] = [];
     for (const [ip, item] of work) {
-      const changed = Object.keys(item.update).length > 0;
-      merged.set(ip, {
+      const changed = item.saved.size > 0;
+      const record: StoredRecord = {
         ip,
-        sources: { ...(item.known?.sources ?? { maxmind: null, cymru: null, greynoise: null, dshield: null }), ...item.update },
+        sources: { ...(item.known?.sources ?? EMPTY_SOURCES), ...item.update },
         updatedAt: changed || !item.known ? at.toISOString() : item.known.updatedAt,
-      });
-      if (!changed && item.known) untouched.push({ ip, sources: {} });
+      };
+      merged.set(ip, record);
+      if (changed) cacheable.push(record);
+      else if (item.known) unchanged.push(ip);
     }
-    this.touch(untouched, at);
-    const cacheable = [...work].filter(([, item]) => Object.keys(item.update).length > 0).map(([ip]) => merged.get(ip)!);
-    for (const ip of fromL2) cacheable.push(merged.get(ip)!);
+    for (const ip of fromL2) if (!work.get(ip)!.saved.size) cacheable.push(merged.get(ip)!);
+    this.deps.lookups.record(unchanged);
     await this.deps.cache.setMany(cacheable);
 
     const results = request.inputs.map((input, index) => {
@@ -120,11 +128,6 @@ export class Enricher {
     stats.durationMs = elapsed(started);
     this.deps.onStats?.(stats);
     return { results, stats };
-  }
-
-  /** Waits for bookkeeping writes still in flight, so a graceful shutdown loses none. */
-  async drain(): Promise<void> {
-    await Promise.allSettled([...this.background]);
   }
 
   private async readTiers(ips: string[], stats: EnrichStats) {
@@ -143,19 +146,39 @@ export class Enricher {
     return state !== null && now - Date.parse(state.fetchedAt) < this.deps.freshness[source];
   }
 
-  private async fetch(work: Map<string, Work>, requested: Set<SourceName>, request: EnrichRequest, stats: EnrichStats) {
-    const { sources, clock } = this.deps;
-    const now = clock.now();
-    const nowIso = new Date(now).toISOString();
+  /**
+   * Runs the sources and persists as answers arrive: each Team Cymru batch is written as soon as it is
+   * final, while other batches and the rate-limited sources are still in flight.
+   */
+  private async fetch(
+    work: Map<string, Work>,
+    requested: Set<SourceName>,
+    request: EnrichRequest,
+    stats: EnrichStats,
+    at: Date,
+  ) {
+    const { sources } = this.deps;
+    const now = at.getTime();
+    const fetchedAt = at.toISOString();
     const refresh = request.refresh === true;
     const record = (item: Work, source: SourceName, outcome: SourceOutcome<unknown>) => {
       item.outcomes[source] = outcome;
       count(stats.sources[source], outcome);
       if (outcome.status === 'ok' || outcome.status === 'not_found') {
-        const state: StoredSourceState<unknown> = { status: outcome.status, fetchedAt: nowIso, data: outcome.data };
+        const state: StoredSourceState<unknown> = { status: outcome.status, fetchedAt, data: outcome.data };
         if (outcome.database !== undefined) state.database = outcome.database;
         (item.update as Record<SourceName, StoredSourceState<unknown>>)[source] = state;
       }
+    };
+    const recordAll = (source: SourceName, results: Map<string, SourceOutcome<unknown>>) => {
+      const items: Work[] = [];
+      for (const [ip, outcome] of results) {
+        const item = work.get(ip);
+        if (!item) continue;
+        record(item, source, outcome);
+        items.push(item);
+      }
+      return items;
     };
 
     if (requested.has('maxmind')) {
@@ -185,15 +208,10 @@ export class Enricher {
       }
     }
 
-    const pending: Array<Promise<void>> = [];
+    const pending: Array<Promise<unknown>> = [];
     if (cymruIps.length > 0) {
       pending.push(
-        sources.cymru.lookupStreaming(cymruIps, (results) => {
-          for (const [ip, outcome] of results) {
-            const item = work.get(ip);
-            if (item) record(item, 'cymru', outcome);
-          }
-        }),
+        sources.cymru.lookupStreaming(cymruIps, (results) => this.persist(recordAll('cymru', results), at)),
       );
     }
     for (const source of ['greynoise', 'dshield'] as const) {
@@ -207,30 +225,27 @@ export class Enricher {
       }
       if (due.length === 0) continue;
       pending.push(
-        upstream.lookup(due.map(([ip]) => ip), { deadline: request.deadline }).then((results) => {
-          for (const [ip, outcome] of results) {
-            const item = work.get(ip);
-            if (item) record(item, source, outcome);
-          }
-        }),
+        upstream.lookup(due.map(([ip]) => ip), { deadline: request.deadline }).then((results) => recordAll(source, results)),
       );
     }
     await Promise.all(pending);
-    await this.persist(work);
+    await this.persist(work.values(), at);
   }
 
-  private async persist(work: Map<string, Work>) {
+  /** Writes what these addresses learned and has not been written yet, counting each address once. */
+  private async persist(items: Iterable<Work>, at: Date) {
     const updates: RecordUpdate[] = [];
-    for (const [ip, item] of work) if (Object.keys(item.update).length > 0) updates.push({ ip, sources: item.update });
-    await this.deps.store.save(updates, new Date(this.deps.clock.now()));
-  }
-
-  private touch(updates: RecordUpdate[], at: Date) {
-    if (updates.length === 0) return;
-    const task = this.deps.store.save(updates, at).catch((error: unknown) => {
-      this.deps.logger.warn({ err: error }, 'could not record last-seen for cached addresses');
-    });
-    this.background.add(task);
-    void task.finally(() => this.background.delete(task));
+    for (const item of items) {
+      const sources: Partial<StoredSources> = {};
+      for (const [source, state] of Object.entries(item.update) as Array<[SourceName, StoredSourceState<unknown>]>) {
+        if (item.saved.has(source)) continue;
+        item.saved.add(source);
+        (sources as Record<SourceName, StoredSourceState<unknown>>)[source] = state;
+      }
+      if (Object.keys(sources).length === 0) continue;
+      updates.push({ ip: item.ip, sources, lookups: item.counted ? 0 : 1 });
+      item.counted = true;
+    }
+    await this.deps.store.save(updates, at);
   }
 }

@@ -11,6 +11,7 @@ import { connectDatabase, type DatabaseHandle } from '../db/client.js';
 import { applyMigrations } from '../db/migrate.js';
 import { RecordStore } from '../db/record-store.js';
 import { Enricher } from '../enrich/cascade.js';
+import { LookupRecorder } from '../enrich/lookup-recorder.js';
 import type { EnrichStats } from '../enrich/stats.js';
 import type { SourceSet } from '../enrich/sources.js';
 import { AdaptiveLimiter } from '../limiter/adaptive.js';
@@ -137,12 +138,14 @@ async function services(app: FastifyInstance, options: { config: Config; overrid
     cacheErrors: () => cache.errors(),
   });
 
+  const lookups = new LookupRecorder(store, clock, logger);
+  closers.push(() => lookups.close());
   const enricher = new Enricher({
     sources,
     store,
     cache,
     clock,
-    logger,
+    lookups,
     freshness: {
       cymru: durationToMs(config.TTL_CYMRU),
       greynoise: durationToMs(config.TTL_GREYNOISE),
@@ -153,7 +156,6 @@ async function services(app: FastifyInstance, options: { config: Config; overrid
       overrides.onStats?.(stats);
     },
   });
-  closers.push(() => enricher.drain());
 
   for (const line of defaults) logger.info(`${PRODUCT} default in use: ${line}`);
   app.decorate('services', { store, cache, sources, limiters, enricher, metrics, clock, defaults });

@@ -1,5 +1,6 @@
 import { rename } from 'node:fs/promises';
 import { join } from 'node:path';
+import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/clock.js';
 import type { EnrichStats } from '../../src/enrich/stats.js';
@@ -122,6 +123,21 @@ describe('per-source freshness', () => {
     await clock.advance(6 * 86_400_000);
     await enrich(harness, { ips: [ip], sources: ['maxmind', 'cymru'] });
     expect(upstreamCalls(harness)).toEqual({ ...before, cymru: before.cymru + 1 });
+  });
+
+  it('counts lookups of cached addresses in the stored record without a write per request', async () => {
+    harness = await startHarness();
+    const ips = ['45.92.1.1', '45.92.1.2'];
+    for (let i = 0; i < 3; i += 1) await enrich(harness, { ips: [...ips, ips[0]!] });
+    await harness.restart();
+    const db = new pg.Client({ connectionString: harness.database.url });
+    await db.connect();
+    const rows = await db.query<{ ip: string; lookup_count: number }>('SELECT ip, lookup_count FROM ip_record WHERE ip = ANY($1) ORDER BY ip', [ips]);
+    await db.end();
+    expect(rows.rows).toEqual([
+      { ip: '45.92.1.1', lookup_count: 3 },
+      { ip: '45.92.1.2', lookup_count: 3 },
+    ]);
   });
 
   it('re-reads MaxMind answers when a newer database replaces the file, without a restart', async () => {
