@@ -64,7 +64,7 @@ function fromFastifyError(error: FastifyError, requestId: string): ProblemBody |
   switch (error.code) {
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return problem(400, 'invalid-json', 'Bad Request', `body is not valid JSON: ${error.message}`, requestId);
+      return problem(400, 'invalid-json', 'Bad Request', 'the body is not valid JSON', requestId);
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return problem(413, 'body-too-large', 'Payload Too Large', error.message, requestId);
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
