@@ -1,6 +1,3 @@
-import type { FastifyBaseLogger } from 'fastify';
-import type { Clock } from '../clock.js';
-import type { AdaptiveLimiter } from '../limiter/adaptive.js';
 import type { DShield, SourceOutcome } from '../record/model.js';
 import {
   HttpUpstream,
@@ -10,23 +7,18 @@ import {
   type LookupOptions,
   type PerAddressSource,
   type SourceAvailability,
+  type HttpUpstreamOptions,
   type UpstreamAnswer,
   type Verdict,
 } from './http.js';
+import { PRODUCT } from '../version.js';
 
-export interface DShieldSourceOptions {
-  baseUrl: string;
+export type DShieldSourceOptions = Omit<HttpUpstreamOptions, 'headers'> & {
   /** Goes into the User-Agent; without it the source stays off. */
   contact?: string;
   /** This service's version, for the User-Agent. */
   version: string;
-  limiter: AdaptiveLimiter;
-  clock?: Clock;
-  timeoutMs?: number;
-  retries?: number;
-  retryDelayMs?: number;
-  logger?: FastifyBaseLogger;
-}
+};
 
 export const DSHIELD_NO_CONTACT = 'DSHIELD_CONTACT is not set; ISC asks every client for a contact in its User-Agent';
 
@@ -50,7 +42,7 @@ export class DShieldSource implements PerAddressSource<DShield> {
     this.#http = contact
       ? new HttpUpstream({
           ...options,
-          headers: { accept: 'application/json', 'user-agent': `ip-enrich/${options.version} (${contact})` },
+          headers: { accept: 'application/json', 'user-agent': `${PRODUCT}/${options.version} (${contact})` },
         })
       : null;
   }

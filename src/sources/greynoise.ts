@@ -1,7 +1,4 @@
-import type { FastifyBaseLogger } from 'fastify';
-import type { Clock } from '../clock.js';
 import { ipVersion } from '../ip/address.js';
-import type { AdaptiveLimiter } from '../limiter/adaptive.js';
 import type { GreyNoise, SourceOutcome } from '../record/model.js';
 import {
   HttpUpstream,
@@ -11,20 +8,12 @@ import {
   type LookupOptions,
   type PerAddressSource,
   type SourceAvailability,
+  type HttpUpstreamOptions,
   type UpstreamAnswer,
   type Verdict,
 } from './http.js';
 
-export interface GreyNoiseSourceOptions {
-  baseUrl: string;
-  apiKey?: string;
-  limiter: AdaptiveLimiter;
-  clock?: Clock;
-  timeoutMs?: number;
-  retries?: number;
-  retryDelayMs?: number;
-  logger?: FastifyBaseLogger;
-}
+export type GreyNoiseSourceOptions = Omit<HttpUpstreamOptions, 'headers'> & { apiKey?: string };
 
 const REJECTED_KEY = 'GreyNoise rejected the API key (401)';
 
