@@ -10,7 +10,14 @@ try {
   process.exit(1);
 }
 
-const app = await buildApp(config);
+let app: Awaited<ReturnType<typeof buildApp>>;
+try {
+  app = await buildApp(config);
+} catch (error) {
+  // The logger has already recorded details where it could; the operator needs the one line that says why.
+  process.stderr.write(`boot failed: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+}
 
 let closing = false;
 async function shutdown(signal: string) {

@@ -8,6 +8,7 @@ import type { RecordCache } from '../cache/tier.js';
 import { systemClock, type Clock } from '../clock.js';
 import { durationToMs, type Config } from '../config.js';
 import { connectDatabase, type DatabaseHandle } from '../db/client.js';
+import { startEmbeddedDatabase } from '../db/embedded.js';
 import { applyMigrations } from '../db/migrate.js';
 import { RecordStore } from '../db/record-store.js';
 import { Enricher } from '../enrich/cascade.js';
@@ -67,8 +68,15 @@ async function services(app: FastifyInstance, options: { config: Config; overrid
     }
   });
 
-  if (!config.DATABASE_URL) throw new Error('DATABASE_URL is required');
-  const database: DatabaseHandle = connectDatabase(config.DATABASE_URL);
+  let database: DatabaseHandle;
+  if (config.DATABASE_URL) {
+    database = connectDatabase(config.DATABASE_URL);
+  } else {
+    const embedded = await startEmbeddedDatabase(config.DATA_DIR, { logger });
+    closers.push(() => embedded.close());
+    database = connectDatabase(embedded.url, { maxConnections: embedded.maxConnections });
+    defaults.push(`DATABASE_URL unset: embedded PostgreSQL (PGlite) in DATA_DIR ${config.DATA_DIR}`);
+  }
   closers.push(() => database.close());
   await applyMigrations(database.pool, { logger });
   const store = new RecordStore(database.prisma);
