@@ -1,0 +1,50 @@
+import { performance } from 'node:perf_hooks';
+import { Agent, request } from 'undici';
+import type { EnrichStats } from '../src/enrich/stats.js';
+import type { IpRecord, SourceName } from '../src/record/model.js';
+
+export interface TimedAnswer {
+  /** From the first byte written to the last byte of the answer read, by performance.now(). */
+  ms: number;
+  /** Wall-clock bounds of the exchange (Date.now), to place upstream traffic recorded by the doubles. */
+  startedAt: number;
+  endedAt: number;
+  bytes: number;
+  results: IpRecord[];
+  stats: EnrichStats;
+}
+
+const agent = new Agent({ keepAliveTimeout: 60_000, headersTimeout: 600_000, bodyTimeout: 600_000 });
+
+/** POST /enrich with the body serialized beforehand, so the time is the service's and the wire's only. */
+export async function timedEnrich(
+  baseUrl: string,
+  body: { ips: readonly string[]; sources?: readonly SourceName[]; refresh?: boolean },
+): Promise<TimedAnswer> {
+  const payload = JSON.stringify(body);
+  const startedAt = Date.now();
+  const start = performance.now();
+  const response = await request(`${baseUrl}/enrich`, {
+    dispatcher: agent,
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: payload,
+  });
+  const raw = await response.body.text();
+  const ms = performance.now() - start;
+  const endedAt = Date.now();
+  if (response.statusCode !== 200) throw new Error(`POST /enrich answered ${response.statusCode}: ${raw.slice(0, 500)}`);
+  const answer = JSON.parse(raw) as { results: IpRecord[]; stats: EnrichStats };
+  return { ms, startedAt, endedAt, bytes: Buffer.byteLength(raw), results: answer.results, stats: answer.stats };
+}
+
+export async function getJson(url: string): Promise<unknown> {
+  const response = await request(url, { dispatcher: agent });
+  const raw = await response.body.text();
+  if (response.statusCode !== 200) throw new Error(`GET ${url} answered ${response.statusCode}: ${raw.slice(0, 500)}`);
+  return JSON.parse(raw) as unknown;
+}
+
+export async function closeClient(): Promise<void> {
+  await agent.close();
+}

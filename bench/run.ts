@@ -1,0 +1,221 @@
+/**
+ * `npm run bench`: the service in a child process against real PostgreSQL, real Redis and the upstream
+ * doubles of the tests, driven and timed from here. Prints one table of measured values against their
+ * ideal or bound and target; a missed target is a FAIL row, not a failed run.
+ *
+ * BENCH_CPU_PROF_DIR=<dir> runs the service with --cpu-prof, leaves its profile there and adds to the notes
+ * where the service's CPU went during each scenario.
+ */
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { ConfigSchema } from '../src/config.js';
+import { startCymruWhois } from '../tests/doubles/cymru-whois.js';
+import { HttpUpstreamDouble } from '../tests/doubles/http-upstream.js';
+import { createTestDatabase } from '../tests/support/database.js';
+import { writeTestMaxMind } from '../tests/support/app.js';
+import { routableLists } from './addresses.js';
+import { closeClient } from './enrich-client.js';
+import { monotonicUs, summarizeProfile, type Window } from './profile.js';
+import { formatTable, mb, type Row } from './report.js';
+import {
+  allSources,
+  cached,
+  coldCymru,
+  peakMemory,
+  persisting,
+  REFUSAL_LINES,
+  singleLookups,
+  type ScenarioResult,
+  type Upstreams,
+} from './scenarios.js';
+import { freePort, startChild, type ChildServer } from './service.js';
+import { SETTINGS } from './settings.js';
+
+const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const ADMIN_DATABASE_URL = process.env.TEST_ADMIN_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
+
+/** Undone in reverse order, once, however the run ends. */
+const cleanups: Array<{ what: string; run: () => Promise<unknown> }> = [];
+let cleaned = false;
+
+async function cleanUp(): Promise<void> {
+  if (cleaned) return;
+  cleaned = true;
+  for (const { what, run } of cleanups.reverse()) {
+    try {
+      await run();
+    } catch (error) {
+      console.error(`cleanup: could not ${what}: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+}
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    console.error(`${signal}: cleaning up`);
+    void cleanUp().then(() => process.exit(130));
+  });
+}
+
+async function deleteKeys(redis: Redis, prefix: string): Promise<number> {
+  let deleted = 0;
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length > 0) deleted += await redis.del(...keys);
+  } while (cursor !== '0');
+  return deleted;
+}
+
+async function machine(redis: Redis): Promise<string[]> {
+  const admin = new pg.Client({ connectionString: ADMIN_DATABASE_URL });
+  await admin.connect();
+  const { rows } = await admin.query<{ server_version: string }>('SHOW server_version');
+  await admin.end();
+  const redisVersion = /redis_version:(\S+)/.exec(await redis.info('server'))?.[1] ?? '?';
+  const cores = cpus();
+  const git = (...args: string[]) => execFileSync('git', args, { encoding: 'utf8' }).trim();
+  const changed = git('status', '--porcelain', '--', 'src').split('\n').filter(Boolean).length;
+  return [
+    `code: ${git('rev-parse', '--short', 'HEAD')}${changed > 0 ? ` with ${changed} uncommitted change(s) under src/` : ''}`,
+    `machine: ${cores.length} cores (${cores[0]?.model ?? '?'}), ${mb(totalmem())} RAM, node ${process.version}, ` +
+      `PostgreSQL ${rows[0]?.server_version ?? '?'}, Redis ${redisVersion}`,
+  ];
+}
+
+const windows: Window[] = [];
+
+async function scenario(rows: Row[], notes: string[], name: string, work: () => Promise<ScenarioResult>) {
+  process.stderr.write(`bench: ${name}...\n`);
+  const startUs = monotonicUs();
+  try {
+    const result = await work();
+    windows.push(...(result.windows ?? [{ name, startUs, endUs: monotonicUs() }]));
+    rows.push(...result.rows);
+    notes.push(...result.notes);
+    return result;
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    rows.push({ scenario: name, measured: 'not measured', bound: '-', value: message.split('\n')[0]!.slice(0, 80), target: '-', pass: null });
+    notes.push(`${name}: ${message}`);
+    return undefined;
+  }
+}
+
+async function main(): Promise<number> {
+  const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  await redis.connect();
+  cleanups.push({ what: 'close the Redis connection', run: () => redis.quit() });
+  const header = await machine(redis);
+
+  const workDir = await mkdtemp(join(tmpdir(), 'ipenrich-bench-'));
+  cleanups.push({ what: `remove ${workDir}`, run: () => rm(workDir, { recursive: true, force: true }) });
+  const maxmind = await writeTestMaxMind(workDir);
+  const serviceDb = await createTestDatabase();
+  cleanups.push({ what: `drop database ${serviceDb.name}`, run: () => serviceDb.drop() });
+  const storeDb = await createTestDatabase();
+  cleanups.push({ what: `drop database ${storeDb.name}`, run: () => storeDb.drop() });
+  const keyPrefix = `ipenrich-bench:${randomBytes(6).toString('hex')}:`;
+  cleanups.push({ what: `delete Redis keys ${keyPrefix}*`, run: () => deleteKeys(redis, keyPrefix) });
+
+  const { queryLatencyMs, perAddressLatencyMs } = SETTINGS.cymru;
+  const upstreams: Upstreams = {
+    cymru: await startCymruWhois({ queryLatencyMs, perAddressLatencyMs }),
+    greynoise: await HttpUpstreamDouble.start({ latencyMs: SETTINGS.upstream.latencyMs, ceiling: SETTINGS.upstream.greynoiseCeiling }),
+    dshield: await HttpUpstreamDouble.start({ latencyMs: SETTINGS.upstream.latencyMs, ceiling: SETTINGS.upstream.dshieldCeiling }),
+  };
+  cleanups.push({ what: 'close the Cymru double', run: () => upstreams.cymru.close() });
+  cleanups.push({ what: 'close the GreyNoise double', run: () => upstreams.greynoise.close() });
+  cleanups.push({ what: 'close the DShield double', run: () => upstreams.dshield.close() });
+
+  // MaxMind City only: without an ASN database every address needs Team Cymru.
+  const env: Record<string, string> = {
+    LOG_LEVEL: 'warn',
+    DATABASE_URL: serviceDb.url,
+    REDIS_URL,
+    REDIS_KEY_PREFIX: keyPrefix,
+    MAXMIND_CITY_DB: maxmind.city,
+    CYMRU_WHOIS_HOST: upstreams.cymru.host,
+    CYMRU_WHOIS_PORT: String(upstreams.cymru.port),
+    CYMRU_BATCH_SIZE: String(SETTINGS.cymru.batchSize),
+    CYMRU_MAX_CONNECTIONS: String(SETTINGS.cymru.maxConnections),
+    GREYNOISE_API_URL: upstreams.greynoise.url,
+    GREYNOISE_RATE: String(SETTINGS.service.greynoise.rate),
+    GREYNOISE_BURST: String(SETTINGS.service.greynoise.burst),
+    DSHIELD_API_URL: upstreams.dshield.url,
+    DSHIELD_CONTACT: 'bench@example.org',
+    DSHIELD_RATE: String(SETTINGS.service.dshield.rate),
+    DSHIELD_BURST: String(SETTINGS.service.dshield.burst),
+    ENRICH_DEADLINE_MS: String(SETTINGS.service.deadlineMs),
+    ENRICH_MAX_IPS: String(SETTINGS.addresses),
+  };
+  const profileDir = process.env.BENCH_CPU_PROF_DIR;
+  const nodeFlags = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+  let bare: ChildServer | undefined;
+  cleanups.push({ what: 'stop the bare server', run: async () => bare?.stop() });
+  const service = await startChild({
+    name: 'service',
+    script: 'src/server.ts',
+    port: await freePort(),
+    env,
+    nodeFlags,
+    dropEnv: Object.keys(ConfigSchema.properties),
+    watch: Object.values(REFUSAL_LINES),
+  });
+  cleanups.push({ what: 'stop the service', run: () => service.stop() });
+  const bootPeak = await service.peakRss();
+
+  const [coldList = [], upstreamList = [], storeList = []] = routableLists([SETTINGS.addresses, SETTINGS.addresses, SETTINGS.addresses]);
+  const rows: Row[] = [];
+  const notes: string[] = [];
+  const s1 = await scenario(rows, notes, '1 cold 10k, maxmind+cymru', () => coldCymru(service, upstreams, coldList));
+  const s2 = await scenario(rows, notes, '2 cold 10k, all four sources', () => allSources(service, upstreams, upstreamList));
+  await scenario(rows, notes, '3 cached 10k', () => cached(service, upstreamList));
+  await scenario(rows, notes, '4 GET /ip cached', () =>
+    singleLookups(service, upstreams, upstreamList, workDir, (started) => (bare = started)),
+  );
+  // Stopped before scenario 5, so that it does not compete for the CPU (and its profile is written).
+  await service.stop();
+  if (profileDir) notes.push(...(await summarizeProfile(profileDir, windows)));
+  await scenario(rows, notes, '5 RecordStore.save 10k', () => persisting(storeDb.url, storeList));
+  rows.push(peakMemory({ boot: bootPeak, scenario1: s1?.peakRss, scenario2: s2?.peakRss }));
+
+  const { cymru, upstream, service: limits } = SETTINGS;
+  console.log(
+    [
+      ...header,
+      `service: ${['node --import tsx', ...nodeFlags, 'src/server.ts'].join(' ')} (child process, LOG_LEVEL=warn, Redis L1, PostgreSQL)`,
+      `settings: ${SETTINGS.addresses} routable IPv4 per list; Cymru double ${cymru.queryLatencyMs} ms + ${cymru.perAddressLatencyMs} ms/address ` +
+        `per query, CYMRU_BATCH_SIZE ${cymru.batchSize}, CYMRU_MAX_CONNECTIONS ${cymru.maxConnections}; GreyNoise/DShield doubles ` +
+        `${upstream.latencyMs} ms, ceilings ${upstream.greynoiseCeiling.rate}/s burst ${upstream.greynoiseCeiling.burst} and ` +
+        `${upstream.dshieldCeiling.rate}/s burst ${upstream.dshieldCeiling.burst}; service GREYNOISE_RATE/BURST ` +
+        `${limits.greynoise.rate}/${limits.greynoise.burst}, DSHIELD_RATE/BURST ${limits.dshield.rate}/${limits.dshield.burst}, ` +
+        `ENRICH_DEADLINE_MS ${limits.deadlineMs}; cached runs ${SETTINGS.cachedRuns}; autocannon ${SETTINGS.load.connections} ` +
+        `connections ${SETTINGS.load.seconds} s after ${SETTINGS.load.warmupSeconds} s warm-up; save runs ${SETTINGS.saveRuns}`,
+      'peak RSS: VmHWM of the service process from /proc/<pid>/status, read right after scenario 1 and after ' +
+        'scenario 2 (the high-water mark is reset through /proc/<pid>/clear_refs before scenario 2)',
+      '',
+      formatTable(rows),
+      '',
+      ...notes,
+    ].join('\n'),
+  );
+  return rows.some((row) => row.pass === null) ? 1 : 0;
+}
+
+let exitCode = 1;
+try {
+  exitCode = await main();
+} catch (error) {
+  console.error(error);
+} finally {
+  await closeClient();
+  await cleanUp();
+}
+process.exit(exitCode);

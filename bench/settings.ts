@@ -1,0 +1,45 @@
+/** Every knob of the benchmark in one place, printed with the results. */
+export const SETTINGS = {
+  addresses: 10_000,
+  cymru: {
+    /** The double's cost of one bulk query: fixed, plus per address asked. */
+    queryLatencyMs: 400,
+    perAddressLatencyMs: 0.2,
+    batchSize: 500,
+    maxConnections: 2,
+  },
+  upstream: {
+    latencyMs: 20,
+    /**
+     * The doubles' own ceilings. The service runs at the same rate with a smaller burst; the difference
+     * absorbs the jitter between the moment the service's limiter lets a request go and its arrival.
+     */
+    greynoiseCeiling: { rate: 2000, burst: 300 },
+    dshieldCeiling: { rate: 1000, burst: 300 },
+  },
+  service: {
+    greynoise: { rate: 2000, burst: 100 },
+    dshield: { rate: 1000, burst: 100 },
+    deadlineMs: 120_000,
+  },
+  cachedRuns: 7,
+  /** Pause between cached runs, for the previous run's background bookkeeping write to finish. */
+  cachedPauseMs: 500,
+  load: { connections: 10, seconds: 5, warmupSeconds: 1 },
+  saveRuns: 5,
+  targets: {
+    coldRatio: 1.1,
+    upstreamRatio: 1.1,
+    cachedAddressesPerSecond: 100_000,
+    loadRatio: 0.6,
+    p99Ms: 10,
+    saveMs: 300,
+    peakRssBytes: 300 * 1024 * 1024,
+  },
+} as const;
+
+export type Settings = typeof SETTINGS;
+
+/** One bulk query of a full batch, as the Cymru double prices it. */
+export const cymruQueryMs = (settings: Settings): number =>
+  settings.cymru.queryLatencyMs + settings.cymru.perAddressLatencyMs * settings.cymru.batchSize;
