@@ -105,11 +105,11 @@ async function services(app: FastifyInstance, options: { config: Config; overrid
   const maxmind = await MaxMindSource.open({ cityDb, asnDb: config.MAXMIND_ASN_DB, logger });
   closers.push(() => maxmind.close());
 
-  const limiter = (name: 'greynoise' | 'dshield', rate: number, burst: number) =>
-    new AdaptiveLimiter({ name, rate, burst, clock, redis, keyPrefix: `${config.REDIS_KEY_PREFIX}limit:`, logger });
+  const limiter = (name: 'greynoise' | 'dshield', rate: number, burst: number, maxInFlight: number) =>
+    new AdaptiveLimiter({ name, rate, burst, maxInFlight, clock, redis, keyPrefix: `${config.REDIS_KEY_PREFIX}limit:`, logger });
   const limiters = {
-    greynoise: limiter('greynoise', config.GREYNOISE_RATE, config.GREYNOISE_BURST),
-    dshield: limiter('dshield', config.DSHIELD_RATE, config.DSHIELD_BURST),
+    greynoise: limiter('greynoise', config.GREYNOISE_RATE, config.GREYNOISE_BURST, config.GREYNOISE_MAX_IN_FLIGHT),
+    dshield: limiter('dshield', config.DSHIELD_RATE, config.DSHIELD_BURST, config.DSHIELD_MAX_IN_FLIGHT),
   };
   const greynoise = new GreyNoiseSource({
     baseUrl: config.GREYNOISE_API_URL,
