@@ -18,7 +18,7 @@ export interface AppOverrides extends ServiceOverrides {
   logger?: FastifyServerOptions['logger'];
 }
 
-const SCHEMAS = [...SHARED_SCHEMAS, ProblemSchema, EnrichStatsSchema, ReadinessSchema];
+export const API_SCHEMAS = [...SHARED_SCHEMAS, ProblemSchema, EnrichStatsSchema, ReadinessSchema];
 
 /**
  * Bodies are validated without coercion, so `{"ips": "1.2.3.4"}` or `{"ips": [1]}` is a 400 rather than
@@ -29,7 +29,7 @@ function validators(): { body: Ajv; text: Ajv } {
     const ajv = new Ajv({ useDefaults: true, removeAdditional: false, allErrors: false, ...options });
     addFormats.default(ajv);
     ajv.addKeyword('kind').addKeyword('modifier');
-    for (const schema of SCHEMAS) ajv.addSchema(schema);
+    for (const schema of API_SCHEMAS) ajv.addSchema(schema);
     return ajv;
   };
   return { body: make({ coerceTypes: false }), text: make({ coerceTypes: 'array' }) };
@@ -39,7 +39,11 @@ function validators(): { body: Ajv; text: Ajv } {
 export async function registerApi(app: FastifyInstance, config: Config): Promise<void> {
   const ajv = validators();
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? ajv.body : ajv.text).compile(schema));
-  for (const schema of SCHEMAS) app.addSchema(schema);
+  // Responses are built by our own code to the declared schemas (tests validate them against those schemas).
+  // The schema-driven serializer runs an Ajv check for every nullable field of every record, which made a
+  // 10,000-record answer 5 to 20 times slower than JSON.stringify.
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+  for (const schema of API_SCHEMAS) app.addSchema(schema);
   registerProblemHandlers(app);
   await app.register(swagger, {
     openapi: {

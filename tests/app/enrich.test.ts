@@ -4,6 +4,7 @@ import type { IpRecord } from '../../src/record/model.js';
 import type { EnrichStats } from '../../src/enrich/stats.js';
 import { defaultRow, type WhoisRow } from '../doubles/cymru-whois.js';
 import { startHarness, type Harness } from '../support/app.js';
+import { expectToMatchSchema } from '../support/contract.js';
 
 interface EnrichAnswer {
   results: IpRecord[];
@@ -35,7 +36,14 @@ afterAll(async () => {
 
 async function enrich(body: unknown): Promise<{ status: number; json: EnrichAnswer; contentType: string }> {
   const response = await harness.app.inject({ method: 'POST', url: '/enrich', payload: body as object });
-  return { status: response.statusCode, json: response.json<EnrichAnswer>(), contentType: String(response.headers['content-type']) };
+  const json = response.json<EnrichAnswer>();
+  if (response.statusCode === 200) {
+    for (const record of json.results) expectToMatchSchema('IpRecord', record);
+    expectToMatchSchema('EnrichStats', json.stats);
+  } else {
+    expectToMatchSchema('Problem', json);
+  }
+  return { status: response.statusCode, json, contentType: String(response.headers['content-type']) };
 }
 
 describe('POST /enrich', () => {
@@ -170,6 +178,7 @@ describe('rejected requests', () => {
       expect(response.statusCode).toBe(status);
       expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
       const problem = response.json<{ type: string; title: string; status: number; detail: string }>();
+      expectToMatchSchema('Problem', problem);
       expect(problem).toMatchObject({ status, title: expect.any(String), type: expect.any(String) });
       expect(problem.detail).toMatch(detail);
     });
@@ -194,6 +203,7 @@ describe('GET /ip/:addr', () => {
     const response = await harness.app.inject({ method: 'GET', url: '/ip/2A02:D8:0:0::1?sources=maxmind&sources=cymru' });
     expect(response.statusCode).toBe(200);
     const record = response.json<IpRecord>();
+    expectToMatchSchema('IpRecord', record);
     expect(record).toMatchObject({ ip: '2a02:d8::1', status: 'ok', asn: { number: 8473 }, geo: { city: 'Stockholm' } });
   });
 
@@ -215,6 +225,7 @@ describe('operations', () => {
     expect((await harness.app.inject({ method: 'GET', url: '/healthz' })).json<unknown>()).toEqual({ status: 'ok' });
     const ready = await harness.app.inject({ method: 'GET', url: '/readyz' });
     expect(ready.statusCode).toBe(200);
+    expectToMatchSchema('Readiness', ready.json());
     expect(ready.json<Record<string, unknown>>()).toMatchObject({
       status: 'ready',
       database: { status: 'ok' },

@@ -3,6 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { IpRecord } from '../../src/record/model.js';
 import { respond } from '../doubles/http-upstream.js';
 import { startHarness, type Harness } from '../support/app.js';
+import { expectToMatchSchema } from '../support/contract.js';
 import { startRedisServer, type RedisServer } from '../support/redis-server.js';
 
 interface EnrichAnswer {
@@ -12,7 +13,9 @@ interface EnrichAnswer {
 async function enrich(harness: Harness, body: object): Promise<IpRecord[]> {
   const response = await harness.app.inject({ method: 'POST', url: '/enrich', payload: body });
   expect(response.statusCode).toBe(200);
-  return response.json<EnrichAnswer>().results;
+  const { results } = response.json<EnrichAnswer>();
+  for (const record of results) expectToMatchSchema('IpRecord', record);
+  return results;
 }
 
 describe('GreyNoise and DShield in the record', () => {
