@@ -17,7 +17,7 @@ export async function measureSaves(databaseUrl: string, ips: readonly string[], 
   const database = connectDatabase(databaseUrl);
   try {
     await applyMigrations(database.pool);
-    const store = new RecordStore(database.prisma);
+    const store = new RecordStore(database);
     const updates = fullUpdates(ips, new Date());
     // The first statement pays for connecting and for Prisma's start-up; that is not a save's cost.
     await store.save(updates.slice(0, 10), new Date());

@@ -79,7 +79,7 @@ async function services(app: FastifyInstance, options: { config: Config; overrid
   }
   closers.push(() => database.close());
   await applyMigrations(database.pool, { logger });
-  const store = new RecordStore(database.prisma);
+  const store = new RecordStore(database);
 
   let redis: Redis | undefined;
   if (config.REDIS_URL) {

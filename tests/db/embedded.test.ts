@@ -100,7 +100,7 @@ async function withDatabase<T>(
 ): Promise<T> {
   const db = connectDatabase(embedded.url, { maxConnections: embedded.maxConnections });
   try {
-    return await use(db, new RecordStore(db.prisma));
+    return await use(db, new RecordStore(db));
   } finally {
     await db.close();
   }

@@ -1,0 +1,74 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectDatabase, type DatabaseHandle } from '../../src/db/client.js';
+import { applyMigrations } from '../../src/db/migrate.js';
+import { RecordStore } from '../../src/db/record-store.js';
+import type { Asn, StoredSourceState } from '../../src/record/model.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+
+let testDb: TestDatabase;
+let handle: DatabaseHandle;
+let store: RecordStore;
+
+beforeAll(async () => {
+  testDb = await createTestDatabase();
+  handle = connectDatabase(testDb.url);
+  await applyMigrations(handle.pool);
+  store = new RecordStore(handle);
+});
+afterAll(async () => {
+  await handle.close();
+  await testDb.drop();
+});
+
+const asn = (number: number): Asn => ({
+  number,
+  numbers: [number],
+  name: `AS${number}`,
+  prefix: '45.0.0.0/16',
+  country: 'NL',
+  registry: 'ripencc',
+  allocated: '2014-01-01',
+  source: 'cymru',
+});
+const state = <T>(data: T, fetchedAt = '2026-11-22T10:00:00.000Z'): StoredSourceState<T> => ({ status: 'ok', fetchedAt, data });
+const notObserved = { noise: false, riot: false, classification: null, name: null, link: null, lastSeen: null };
+
+describe('record store', () => {
+  it('reads back what it wrote, for a list of 5,000 in chunks', async () => {
+    const ips = Array.from({ length: 5000 }, (_, i) => `45.${i >> 8}.${i & 255}.1`);
+    await store.save(ips.map((ip, i) => ({ ip, sources: { cymru: state(asn(i)) }, lookups: 1 })), new Date());
+    const loaded = await store.load(ips);
+    expect(loaded.size).toBe(5000);
+    expect(loaded.get(ips[4999]!)!.sources.cymru!.data!.number).toBe(4999);
+    expect(loaded.get(ips[0]!)!.sources.greynoise).toBeNull();
+  });
+
+  it('never overwrites a source the update does not carry, even when two writes race', async () => {
+    const ip = '45.200.0.1';
+    await store.save([{ ip, sources: { cymru: state(asn(1)) }, lookups: 1 }], new Date());
+    await Promise.all([
+      store.save([{ ip, sources: { greynoise: state(notObserved) }, lookups: 1 }], new Date()),
+      store.save([{ ip, sources: { cymru: state(asn(2), '2026-11-22T11:00:00.000Z') }, lookups: 0 }], new Date()),
+    ]);
+    const record = (await store.load([ip])).get(ip)!;
+    expect(record.sources.cymru!.data!.number).toBe(2);
+    expect(record.sources.greynoise!.data).toEqual(notObserved);
+    const { rows } = await handle.pool.query<{ lookup_count: number }>('SELECT lookup_count FROM ip_record WHERE ip = $1', [ip]);
+    expect(rows[0]!.lookup_count).toBe(2);
+  });
+
+  it('keeps updated_at when only lookups are counted', async () => {
+    const ip = '45.200.0.2';
+    await store.save([{ ip, sources: { cymru: state(asn(3)) }, lookups: 1 }], new Date('2026-11-22T10:00:00Z'));
+    await store.save([{ ip, sources: {}, lookups: 4 }], new Date('2026-11-22T12:00:00Z'));
+    const { rows } = await handle.pool.query<{ lookup_count: number; updated_at: Date; last_seen: Date }>(
+      'SELECT lookup_count, updated_at, last_seen FROM ip_record WHERE ip = $1',
+      [ip],
+    );
+    expect(rows[0]).toEqual({
+      lookup_count: 5,
+      updated_at: new Date('2026-11-22T10:00:00Z'),
+      last_seen: new Date('2026-11-22T12:00:00Z'),
+    });
+  });
+});
