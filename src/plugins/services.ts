@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { Redis } from 'ioredis';
 import { MemoryTier } from '../cache/memory-tier.js';
+import { NearTier } from '../cache/near-tier.js';
 import { RedisTier } from '../cache/redis-tier.js';
 import type { RecordCache } from '../cache/tier.js';
 import { systemClock, type Clock } from '../clock.js';
@@ -94,9 +95,12 @@ async function services(app: FastifyInstance, options: { config: Config; overrid
     const client = redis;
     closers.push(async () => void client.disconnect());
   }
-  const cache: RecordCache = redis
-    ? new RedisTier(redis, { keyPrefix: config.REDIS_KEY_PREFIX, ttlSeconds: config.L1_TTL_SECONDS, logger })
-    : new MemoryTier({ maxEntries: config.L1_MAX_ENTRIES, ttlMs: config.L1_TTL_SECONDS * 1000 });
+  const memory = (ttlSeconds: number) => new MemoryTier({ maxEntries: config.L1_MAX_ENTRIES, ttlMs: ttlSeconds * 1000 });
+  let cache: RecordCache = memory(config.L1_TTL_SECONDS);
+  if (redis) {
+    cache = new RedisTier(redis, { keyPrefix: config.REDIS_KEY_PREFIX, ttlSeconds: config.L1_TTL_SECONDS, logger });
+    if (config.L1_LOCAL_TTL_SECONDS > 0) cache = new NearTier(memory(Math.min(config.L1_LOCAL_TTL_SECONDS, config.L1_TTL_SECONDS)), cache);
+  }
   if (!redis) defaults.push(`REDIS_URL unset: in-process LRU L1 (${config.L1_MAX_ENTRIES} entries)`);
   closers.push(() => cache.close());
 

@@ -74,6 +74,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   const dshield = await HttpUpstreamDouble.start(options.upstream);
   const mmdbDir = await mkdtemp(join(tmpdir(), 'ipenrich-mmdb-'));
   const files = await writeTestMaxMind(mmdbDir);
+  const redisKeyPrefix = `ipenrich-test:${randomBytes(6).toString('hex')}:`;
   const baseConfig = (extra: Partial<Config> = {}) =>
     loadConfig(
       {},
@@ -92,7 +93,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
         DSHIELD_CONTACT: 'soc@example.org',
         DSHIELD_RATE: 1000,
         DSHIELD_BURST: 1000,
-        REDIS_KEY_PREFIX: `ipenrich-test:${randomBytes(6).toString('hex')}:`,
+        REDIS_KEY_PREFIX: redisKeyPrefix,
         ...options.config,
         ...extra,
       },
