@@ -161,7 +161,7 @@ async function main(): Promise<number> {
   cleanups.push({ what: 'stop the bare server', run: async () => bare?.stop() });
   const service = await startChild({
     name: 'service',
-    script: 'src/server.ts',
+    script: 'dist/server.js',
     port: await freePort(),
     env,
     nodeFlags,
@@ -190,7 +190,7 @@ async function main(): Promise<number> {
   console.log(
     [
       ...header,
-      `service: ${['node --import tsx', ...nodeFlags, 'src/server.ts'].join(' ')} (child process, LOG_LEVEL=warn, Redis L1, PostgreSQL)`,
+      `service: ${['node', ...nodeFlags, 'dist/server.js'].join(' ')} (built by npm run build; child process, LOG_LEVEL=warn, Redis L1, PostgreSQL)`,
       `settings: ${SETTINGS.addresses} routable IPv4 per list; Cymru double ${cymru.queryLatencyMs} ms + ${cymru.perAddressLatencyMs} ms/address ` +
         `per query, CYMRU_BATCH_SIZE ${cymru.batchSize}, CYMRU_MAX_CONNECTIONS ${cymru.maxConnections}; GreyNoise/DShield doubles ` +
         `${upstream.latencyMs} ms, ceilings ${upstream.greynoiseCeiling.rate}/s burst ${upstream.greynoiseCeiling.burst} and ` +

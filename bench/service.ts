@@ -26,7 +26,7 @@ export interface ChildServer {
 
 export interface ChildOptions {
   name: string;
-  /** Script run with `node --import tsx`, relative to cwd. */
+  /** Script to run, relative to cwd: a .ts file runs with `--import tsx`, a .js file as it is. */
   script: string;
   port: number;
   env: Record<string, string>;
@@ -87,7 +87,9 @@ export async function startChild(options: ChildOptions): Promise<ChildServer> {
     if (value !== undefined && !options.dropEnv?.includes(key)) env[key] = value;
   }
   Object.assign(env, options.env, { PORT: String(options.port), HOST: '127.0.0.1' });
-  const child = spawn(process.execPath, ['--import', 'tsx', ...(options.nodeFlags ?? []), options.script], {
+  // TypeScript sources run through tsx; the built service (dist/*.js) runs as in production.
+  const loader = options.script.endsWith('.ts') ? ['--import', 'tsx'] : [];
+  const child = spawn(process.execPath, [...loader, ...(options.nodeFlags ?? []), options.script], {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
