@@ -3,6 +3,11 @@ export interface Clock {
   now(): number;
   /** Resolves after `ms`; rejects with `signal.reason` when the signal aborts first. */
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
+  /**
+   * Calls `fire` after `ms` unless the returned function cancels it first: a wait that can end early without
+   * an AbortController (and the DOMException its abort() creates) per wait.
+   */
+  schedule(ms: number, fire: () => void): () => void;
 }
 
 export const systemClock: Clock = {
@@ -27,6 +32,10 @@ export const systemClock: Clock = {
       signal?.addEventListener('abort', onAbort, { once: true });
     });
   },
+  schedule(ms, fire) {
+    const timer = setTimeout(fire, Math.max(0, ms));
+    return () => clearTimeout(timer);
+  },
 };
 
 interface Sleeper {
@@ -39,7 +48,7 @@ interface Sleeper {
 export class ManualClock implements Clock {
   #now: number;
   #order = 0;
-  /** Sorted by wake time, then by the order the sleeps began. */
+  /** Sorted by wake time, then by the order the waits began. */
   #sleepers: Sleeper[] = [];
 
   constructor(start = Date.UTC(2026, 0, 1)) {
@@ -50,7 +59,7 @@ export class ManualClock implements Clock {
     return this.#now;
   }
 
-  /** How many sleeps are waiting for time to pass. */
+  /** How many sleeps and scheduled calls are waiting for time to pass. */
   get sleeping(): number {
     return this.#sleepers.length;
   }
@@ -60,23 +69,28 @@ export class ManualClock implements Clock {
     if (ms <= 0) return Promise.resolve();
     return new Promise((resolve, reject) => {
       const onAbort = () => {
-        this.#sleepers = this.#sleepers.filter((s) => s !== sleeper);
+        cancel();
         reject(signal?.reason as Error);
       };
-      const sleeper: Sleeper = {
-        wakeAt: this.#now + ms,
-        order: this.#order++,
-        wake: () => {
-          signal?.removeEventListener('abort', onAbort);
-          resolve();
-        },
-      };
-      const index = this.#sleepers.findIndex(
-        (s) => s.wakeAt > sleeper.wakeAt || (s.wakeAt === sleeper.wakeAt && s.order > sleeper.order),
-      );
-      this.#sleepers.splice(index === -1 ? this.#sleepers.length : index, 0, sleeper);
+      const cancel = this.schedule(ms, () => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      });
       signal?.addEventListener('abort', onAbort, { once: true });
     });
+  }
+
+  /** A call due now or earlier waits for the next `advance`, as a timer of 0 ms waits for the next turn. */
+  schedule(ms: number, fire: () => void): () => void {
+    const sleeper: Sleeper = { wakeAt: this.#now + Math.max(0, ms), order: this.#order++, wake: fire };
+    const index = this.#sleepers.findIndex(
+      (s) => s.wakeAt > sleeper.wakeAt || (s.wakeAt === sleeper.wakeAt && s.order > sleeper.order),
+    );
+    this.#sleepers.splice(index === -1 ? this.#sleepers.length : index, 0, sleeper);
+    return () => {
+      const at = this.#sleepers.indexOf(sleeper);
+      if (at !== -1) this.#sleepers.splice(at, 1);
+    };
   }
 
   /**

@@ -35,6 +35,8 @@ export interface EnricherDeps {
   cache: RecordCache;
   freshness: Freshness;
   clock: Clock;
+  /** Addresses per unit of work: one Team Cymru bulk query's worth. */
+  chunkSize: number;
   /** Counts lookups of addresses a request answered from the tiers without writing them. */
   lookups: LookupRecorder;
   /** Told of every finished request, e.g. to feed Prometheus counters. */
@@ -51,8 +53,20 @@ interface Work {
   saved: Set<SourceName>;
   /** Whether this request's lookup was already counted in the stored lookup count. */
   counted: boolean;
+  /** The record as merged once the address's work is done. */
+  merged?: StoredRecord;
 }
 
+/** One request's view of the sources: which were asked for, when "now" is, what to bypass. */
+interface Plan {
+  requested: ReadonlySet<SourceName>;
+  refresh: boolean;
+  deadline: number;
+  at: Date;
+  stats: EnrichStats;
+}
+
+const ALL_SOURCES: ReadonlySet<SourceName> = new Set(SOURCE_NAMES);
 const EMPTY_SOURCES: StoredSources = { maxmind: null, cymru: null, greynoise: null, dshield: null };
 
 /** Durations are measured in real time whatever clock decides freshness: they describe this process. */
@@ -72,180 +86,198 @@ function count(counters: SourceCounters, outcome: SourceOutcome<unknown>): void 
   else if (outcome.status === 'rate_limited') counters.rateLimited += 1;
 }
 
+function chunks<T>(items: readonly T[], size: number): T[][] {
+  const parts: T[][] = [];
+  for (let start = 0; start < items.length; start += size) parts.push(items.slice(start, start + size));
+  return parts;
+}
+
 /**
  * The cascade: collect what each address still needs, ask every source in bulk, merge, persist, and
  * answer in input order. Work for an address is done once however often it appears in the list.
+ *
+ * A list is cut into chunks of one Team Cymru query each, and every chunk runs its own pipeline (tiers,
+ * MaxMind, the upstreams, persistence) at once: the first bulk query leaves as soon as its chunk is
+ * collected, and a chunk is merged and written while other chunks' queries are still in flight. The
+ * sources bound their own concurrency, so many chunks never mean more connections.
  */
 export class Enricher {
   constructor(private readonly deps: EnricherDeps) {}
 
   async enrich(request: EnrichRequest): Promise<EnrichResult> {
     const started = performance.now();
-    const at = new Date(this.deps.clock.now());
     const parsed = request.inputs.map((input) => parseAddress(input));
     const unique = [...new Set(parsed.flatMap((p) => (p.kind === 'routable' ? [p.ip] : [])))];
-    const stats: EnrichStats = {
-      total: request.inputs.length,
-      unique: unique.length,
-      invalid: parsed.filter((p) => p.kind === 'invalid').length,
-      bogon: parsed.filter((p) => p.kind === 'bogon').length,
-      durationMs: 0,
-      tiers: { l1: { hits: 0, misses: 0, durationMs: 0 }, l2: { hits: 0, misses: 0, durationMs: 0 } },
-      sources: emptyCounters(),
+    const plan: Plan = {
+      requested: request.sources ? new Set(request.sources) : ALL_SOURCES,
+      refresh: request.refresh === true,
+      deadline: request.deadline,
+      at: new Date(this.deps.clock.now()),
+      stats: {
+        total: request.inputs.length,
+        unique: unique.length,
+        invalid: parsed.filter((p) => p.kind === 'invalid').length,
+        bogon: parsed.filter((p) => p.kind === 'bogon').length,
+        durationMs: 0,
+        tiers: { l1: { hits: 0, misses: 0, durationMs: 0 }, l2: { hits: 0, misses: 0, durationMs: 0 } },
+        sources: emptyCounters(),
+      },
     };
-
-    const { known, fromL2 } = request.refresh
-      ? { known: new Map<string, StoredRecord>(), fromL2: [] }
-      : await this.readTiers(unique, stats);
-    const work = new Map<string, Work>(
-      unique.map((ip) => [ip, { ip, known: known.get(ip), outcomes: {}, update: {}, saved: new Set(), counted: false }]),
-    );
-    await this.fetch(work, new Set(request.sources ?? SOURCE_NAMES), request, stats, at);
-
-    const merged = new Map<string, StoredRecord>();
-    const cacheable: StoredRecord[] = [];
-    const unchanged: string[] = [];
-    for (const [ip, item] of work) {
-      const changed = item.saved.size > 0;
-      const record: StoredRecord = {
-        ip,
-        sources: { ...(item.known?.sources ?? EMPTY_SOURCES), ...item.update },
-        updatedAt: changed || !item.known ? at.toISOString() : item.known.updatedAt,
-      };
-      merged.set(ip, record);
-      if (changed) cacheable.push(record);
-      else if (item.known) unchanged.push(ip);
-    }
-    for (const ip of fromL2) if (!work.get(ip)!.saved.size) cacheable.push(merged.get(ip)!);
-    this.deps.lookups.record(unchanged);
-    await this.deps.cache.setMany(cacheable);
+    const work = new Map<string, Work>();
+    for (const ip of unique) work.set(ip, { ip, known: undefined, outcomes: {}, update: {}, saved: new Set(), counted: false });
+    await Promise.all(chunks([...work.values()], this.deps.chunkSize).map((items) => this.enrichChunk(items, plan)));
 
     const results = request.inputs.map((input, index) => {
       const address = parsed[index] as ParsedAddress;
       if (address.kind !== 'routable') return unroutedView(input, address);
-      return routableView(input, merged.get(address.ip)!, work.get(address.ip)!.outcomes);
+      const item = work.get(address.ip)!;
+      return routableView(input, item.merged!, item.outcomes);
     });
+    const { stats } = plan;
     stats.durationMs = elapsed(started);
     this.deps.onStats?.(stats);
     return { results, stats };
   }
 
-  private async readTiers(ips: string[], stats: EnrichStats) {
-    let started = performance.now();
-    const known = await this.deps.cache.getMany(ips);
-    stats.tiers.l1 = { hits: known.size, misses: ips.length - known.size, durationMs: elapsed(started) };
-    const missing = ips.filter((ip) => !known.has(ip));
-    started = performance.now();
-    const stored = await this.deps.store.load(missing);
-    stats.tiers.l2 = { hits: stored.size, misses: missing.length - stored.size, durationMs: elapsed(started) };
-    for (const [ip, record] of stored) known.set(ip, record);
-    return { known, fromL2: [...stored.keys()] };
+  private async enrichChunk(items: Work[], plan: Plan): Promise<void> {
+    const fromL2 = plan.refresh ? new Set<string>() : await this.readTiers(items, plan.stats);
+    await this.fetch(items, plan);
+    const cacheable: StoredRecord[] = [];
+    const unchanged: string[] = [];
+    for (const item of items) {
+      const changed = item.saved.size > 0;
+      item.merged = {
+        ip: item.ip,
+        sources: changed ? { ...(item.known?.sources ?? EMPTY_SOURCES), ...item.update } : (item.known?.sources ?? EMPTY_SOURCES),
+        updatedAt: changed || !item.known ? plan.at.toISOString() : item.known.updatedAt,
+      };
+      if (changed || fromL2.has(item.ip)) cacheable.push(item.merged);
+      else if (item.known) unchanged.push(item.ip);
+    }
+    this.deps.lookups.record(unchanged);
+    if (cacheable.length > 0) await this.deps.cache.setMany(cacheable);
   }
 
-  private isFresh(source: Exclude<SourceName, 'maxmind'>, state: StoredSourceState<unknown> | null, now: number) {
-    return state !== null && now - Date.parse(state.fetchedAt) < this.deps.freshness[source];
+  /** Fills `known` from L1, then L2 for what L1 lacks; answers which addresses came from L2. */
+  private async readTiers(items: Work[], stats: EnrichStats): Promise<Set<string>> {
+    let started = performance.now();
+    const cached = await this.deps.cache.getMany(items.map((item) => item.ip));
+    stats.tiers.l1.hits += cached.size;
+    stats.tiers.l1.misses += items.length - cached.size;
+    stats.tiers.l1.durationMs += elapsed(started);
+    const missing: Work[] = [];
+    for (const item of items) {
+      item.known = cached.get(item.ip);
+      if (!item.known) missing.push(item);
+    }
+    if (missing.length === 0) return new Set();
+    started = performance.now();
+    const stored = await this.deps.store.load(missing.map((item) => item.ip));
+    stats.tiers.l2.hits += stored.size;
+    stats.tiers.l2.misses += missing.length - stored.size;
+    stats.tiers.l2.durationMs += elapsed(started);
+    for (const item of missing) item.known = stored.get(item.ip);
+    return new Set(stored.keys());
+  }
+
+  private isFresh(source: Exclude<SourceName, 'maxmind'>, state: StoredSourceState<unknown> | null | undefined, now: number) {
+    return state != null && now - Date.parse(state.fetchedAt) < this.deps.freshness[source];
   }
 
   /**
-   * Runs the sources and persists as answers arrive: each Team Cymru batch is written as soon as it is
-   * final, while other batches and the rate-limited sources are still in flight.
+   * Asks every source what it still has to answer for these addresses, and writes each answer as it
+   * arrives: the Team Cymru part as soon as the bulk query is done, the rate-limited sources after.
    */
-  private async fetch(
-    work: Map<string, Work>,
-    requested: Set<SourceName>,
-    request: EnrichRequest,
-    stats: EnrichStats,
-    at: Date,
-  ) {
+  private async fetch(items: Work[], plan: Plan) {
     const { sources } = this.deps;
+    const { requested, refresh, at } = plan;
     const now = at.getTime();
     const fetchedAt = at.toISOString();
-    const refresh = request.refresh === true;
     const record = (item: Work, source: SourceName, outcome: SourceOutcome<unknown>) => {
       item.outcomes[source] = outcome;
-      count(stats.sources[source], outcome);
+      count(plan.stats.sources[source], outcome);
       if (outcome.status === 'ok' || outcome.status === 'not_found') {
         const state: StoredSourceState<unknown> = { status: outcome.status, fetchedAt, data: outcome.data };
         if (outcome.database !== undefined) state.database = outcome.database;
         (item.update as Record<SourceName, StoredSourceState<unknown>>)[source] = state;
       }
     };
-    const recordAll = (source: SourceName, results: Map<string, SourceOutcome<unknown>>) => {
-      const items: Work[] = [];
+    const recordAll = (byIp: Map<string, Work>, source: SourceName, results: Map<string, SourceOutcome<unknown>>) => {
+      const answered: Work[] = [];
       for (const [ip, outcome] of results) {
-        const item = work.get(ip);
+        const item = byIp.get(ip);
         if (!item) continue;
         record(item, source, outcome);
-        items.push(item);
+        answered.push(item);
       }
-      return items;
+      return answered;
     };
 
     if (requested.has('maxmind')) {
       const availability = sources.maxmind.availability();
       const version = sources.maxmind.version();
-      for (const [ip, item] of work) {
+      for (const item of items) {
         const state = item.known?.sources.maxmind;
         if (!refresh && state && state.database === version) continue;
         if (availability.status !== 'ready') {
           item.outcomes.maxmind = { status: availability.status, reason: availability.reason ?? 'not configured' };
         } else {
-          record(item, 'maxmind', sources.maxmind.lookup(ip));
+          record(item, 'maxmind', sources.maxmind.lookup(item.ip));
         }
-      }
-    }
-
-    const cymruIps: string[] = [];
-    if (requested.has('cymru')) {
-      for (const [ip, item] of work) {
-        const maxmindState = item.update.maxmind ?? item.known?.sources.maxmind;
-        if (maxmindState?.data?.asn) {
-          if (!item.known?.sources.cymru) item.outcomes.cymru = { status: 'skipped', reason: 'MaxMind knows the ASN' };
-          continue;
-        }
-        if (!refresh && this.isFresh('cymru', item.known?.sources.cymru ?? null, now)) continue;
-        cymruIps.push(ip);
       }
     }
 
     const pending: Array<Promise<unknown>> = [];
-    if (cymruIps.length > 0) {
-      pending.push(
-        sources.cymru.lookupStreaming(cymruIps, (results) => this.persist(recordAll('cymru', results), at)),
-      );
+    if (requested.has('cymru')) {
+      const due = new Map<string, Work>();
+      for (const item of items) {
+        const maxmindState = item.update.maxmind ?? item.known?.sources.maxmind;
+        if (maxmindState?.data?.asn) {
+          if (!item.known?.sources.cymru) item.outcomes.cymru = { status: 'skipped', reason: 'MaxMind knows the ASN' };
+        } else if (refresh || !this.isFresh('cymru', item.known?.sources.cymru, now)) {
+          due.set(item.ip, item);
+        }
+      }
+      if (due.size > 0) {
+        pending.push(
+          sources.cymru.lookupStreaming([...due.keys()], (results) => this.persist(recordAll(due, 'cymru', results), at)),
+        );
+      }
     }
     for (const source of ['greynoise', 'dshield'] as const) {
       if (!requested.has(source)) continue;
+      const due = new Map<string, Work>();
+      for (const item of items) if (refresh || !this.isFresh(source, item.known?.sources[source], now)) due.set(item.ip, item);
+      if (due.size === 0) continue;
       const upstream: PerAddressSource<unknown> = sources[source];
       const availability = upstream.availability();
-      const due = [...work].filter(([, item]) => refresh || !this.isFresh(source, item.known?.sources[source] ?? null, now));
       if (availability.status !== 'ready') {
-        for (const [, item] of due) item.outcomes[source] = { status: availability.status, reason: availability.reason ?? '' };
+        for (const item of due.values()) item.outcomes[source] = { status: availability.status, reason: availability.reason ?? '' };
         continue;
       }
-      if (due.length === 0) continue;
       pending.push(
-        upstream.lookup(due.map(([ip]) => ip), { deadline: request.deadline }).then((results) => recordAll(source, results)),
+        upstream.lookup([...due.keys()], { deadline: plan.deadline }).then((results) => recordAll(due, source, results)),
       );
     }
-    await Promise.all(pending);
-    await this.persist(work.values(), at);
+    if (pending.length > 0) await Promise.all(pending);
+    await this.persist(items, at);
   }
 
   /** Writes what these addresses learned and has not been written yet, counting each address once. */
   private async persist(items: Iterable<Work>, at: Date) {
     const updates: RecordUpdate[] = [];
     for (const item of items) {
-      const sources: Partial<StoredSources> = {};
+      let sources: Partial<StoredSources> | undefined;
       for (const [source, state] of Object.entries(item.update) as Array<[SourceName, StoredSourceState<unknown>]>) {
         if (item.saved.has(source)) continue;
         item.saved.add(source);
+        sources ??= {};
         (sources as Record<SourceName, StoredSourceState<unknown>>)[source] = state;
       }
-      if (Object.keys(sources).length === 0) continue;
+      if (!sources) continue;
       updates.push({ ip: item.ip, sources, lookups: item.counted ? 0 : 1 });
       item.counted = true;
     }
-    await this.deps.store.save(updates, at);
+    if (updates.length > 0) await this.deps.store.save(updates, at);
   }
 }

@@ -32,19 +32,24 @@ const REDIS_TIMEOUT_MS = 1_000;
  */
 const REDIS_DOWN = new Set(['reconnecting', 'close', 'end']);
 
+interface SlotWaiter {
+  grant(): void;
+}
+
 /** FIFO in-flight slots; a waiter gives up at its deadline. */
 class Slots {
+  readonly size: number;
   #free: number;
-  #waiters: Array<() => void> = [];
-  readonly #size: number;
+  /** In arrival order; a Set so that a waiter whose deadline came leaves without a scan. */
+  #waiters = new Set<SlotWaiter>();
 
   constructor(size: number) {
-    this.#size = size;
+    this.size = size;
     this.#free = size;
   }
 
   get inUse(): number {
-    return this.#size - this.#free;
+    return this.size - this.#free;
   }
 
   /** Resolves true with a slot taken, or false when the deadline came first. */
@@ -56,35 +61,35 @@ class Slots {
     const wait = deadline - clock.now();
     if (wait <= 0) return Promise.resolve(false);
     return new Promise((resolve, reject) => {
-      const timer = new AbortController();
-      const grant = () => {
-        timer.abort();
-        resolve(true);
+      const onAbort = () => {
+        this.#waiters.delete(waiter);
+        cancel();
+        reject(signal?.reason as Error);
       };
-      this.#waiters.push(grant);
-      clock.sleep(wait, signal ? AbortSignal.any([signal, timer.signal]) : timer.signal).then(
-        () => {
-          this.#forget(grant);
-          resolve(false);
+      const waiter: SlotWaiter = {
+        grant: () => {
+          cancel();
+          signal?.removeEventListener('abort', onAbort);
+          resolve(true);
         },
-        (error: Error) => {
-          if (timer.signal.aborted) return;
-          this.#forget(grant);
-          reject(error);
-        },
-      );
+      };
+      const cancel = clock.schedule(wait, () => {
+        this.#waiters.delete(waiter);
+        signal?.removeEventListener('abort', onAbort);
+        resolve(false);
+      });
+      this.#waiters.add(waiter);
+      signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
 
   release(): void {
-    const next = this.#waiters.shift();
-    if (next) next();
-    else this.#free += 1;
-  }
-
-  #forget(waiter: () => void): void {
-    const index = this.#waiters.indexOf(waiter);
-    if (index !== -1) this.#waiters.splice(index, 1);
+    for (const next of this.#waiters) {
+      this.#waiters.delete(next);
+      next.grant();
+      return;
+    }
+    this.#free += 1;
   }
 }
 
@@ -114,6 +119,15 @@ export class AdaptiveLimiter {
   #blockedUntil = 0;
   /** The latest moment a reservation was made or refused for: a fair guess of when the budget frees up. */
   #horizon = 0;
+  /** The failure count as the store last told it; a success is reported only when there may be one to reset. */
+  #failures = 0;
+  /**
+   * The latest moment at which a store call was sent whose answer (and the block in it) is already in
+   * #blockedUntil: what this process knows of the shared block is at least as new as that moment.
+   */
+  #blockKnownAsOf = 0;
+  /** The latest store call that answers with the block, and when it was sent. */
+  #latestAsk: { sentAt: number; answer: Promise<unknown> } | undefined;
   #admitted = 0;
   #limited = 0;
 
@@ -132,6 +146,11 @@ export class AdaptiveLimiter {
     }
   }
 
+  /** Requests this limiter lets be in flight at once: the most a caller gains from running in parallel. */
+  get maxInFlight(): number {
+    return this.#slots.size;
+  }
+
   /** Waits for a token (and an in-flight slot) until `deadline` (epoch ms). If the wait would end after the
    *  deadline (bucket empty, or blocked until later), resolves at once with {ok:false, retryAt} — never hangs
    *  past the deadline. `signal` aborts the wait. */
@@ -146,7 +165,7 @@ export class AdaptiveLimiter {
     try {
       for (;;) {
         const now = this.#clock.now();
-        const reservation = await this.#withStore((store) => store.reserve(now, deadline, this.#blockedUntil));
+        const reservation = await this.#ask((store) => store.reserve(now, deadline, this.#blockedUntil));
         this.#horizon = Math.max(this.#horizon, reservation.at);
         if (!reservation.granted) {
           this.#slots.release();
@@ -155,9 +174,15 @@ export class AdaptiveLimiter {
         if (reservation.at <= now) break;
         await this.#clock.sleep(reservation.at - now, signal);
         // A 429 may have come back (here or on another replica) while this request slept; its reservation
-        // predates the block and must not be used.
-        const blockedUntil = await this.#withStore((store) => store.blockedUntil());
-        this.#blockedUntil = Math.max(this.#blockedUntil, blockedUntil);
+        // predates the block and must not be used. Any store call sent since the reservation fell due tells
+        // (as a rule another request's reservation, when requests follow each other closely): its answer,
+        // if it has come, or else the wait for it. Only without one is the store asked, and that question
+        // serves the requests that wake after it is sent.
+        if (this.#blockKnownAsOf < reservation.at) {
+          const latest = this.#latestAsk;
+          if (latest && latest.sentAt >= reservation.at) await latest.answer;
+          else await this.#ask(async (store) => ({ blockedUntil: await store.blockedUntil() }));
+        }
         if (this.#blockedUntil <= this.#clock.now()) break;
       }
     } catch (error) {
@@ -184,14 +209,17 @@ export class AdaptiveLimiter {
   ): Promise<number | undefined> {
     // A 5xx or a timeout says nothing about our budget: it neither blocks nor ends a run of 429s.
     if (outcome === 'error') return undefined;
+    const now = this.#clock.now();
     if (outcome === 'ok') {
+      // Nothing to reset is the rule, and a success then costs no store call. While a block is known the
+      // count may have grown since the store last said it, so the success is reported as before.
+      if (this.#failures === 0 && this.#blockedUntil <= now) return undefined;
+      this.#failures = 0;
       await this.#withStore((store) => store.succeed());
       return undefined;
     }
-    const now = this.#clock.now();
     const delay = parseRetryAfter(retryAfter, now);
-    const blockedUntil = await this.#withStore((store) => store.fail(now, delay));
-    this.#blockedUntil = Math.max(this.#blockedUntil, blockedUntil);
+    const { blockedUntil } = await this.#ask((store) => store.fail(now, delay));
     this.#logger?.warn(
       { limiter: this.#name, outcome, retryAfter, blockedUntil: new Date(blockedUntil).toISOString() },
       'upstream refused a request; holding every request to it until the block ends',
@@ -211,6 +239,21 @@ export class AdaptiveLimiter {
 
   stats(): { admitted: number; limited: number } {
     return { admitted: this.#admitted, limited: this.#limited };
+  }
+
+  /** A store call whose answer tells the block (and maybe the failure count), taken in as it comes. */
+  #ask<T extends { blockedUntil: number; consecutiveFailures?: number }>(
+    operation: (store: BucketStore) => Promise<T>,
+  ): Promise<T> {
+    const sentAt = this.#clock.now();
+    const answer = this.#withStore(operation).then((state) => {
+      this.#blockedUntil = Math.max(this.#blockedUntil, state.blockedUntil);
+      this.#blockKnownAsOf = Math.max(this.#blockKnownAsOf, sentAt);
+      if (state.consecutiveFailures !== undefined) this.#failures = state.consecutiveFailures;
+      return state;
+    });
+    this.#latestAsk = { sentAt, answer };
+    return answer;
   }
 
   #refuse(retryAt: number): Admission {

@@ -21,16 +21,17 @@ export class MemoryBucketStore implements BucketStore {
   reserve(now: number, deadline: number, notBefore: number): Promise<Reservation> {
     const tat = this.#tat ?? now;
     const at = Math.ceil(Math.max(now, tat - this.#policy.toleranceMs, this.#blockedUntil, notBefore));
-    if (at > deadline) return Promise.resolve({ granted: false, at });
+    const state = { blockedUntil: this.#blockedUntil, consecutiveFailures: this.#failures };
+    if (at > deadline) return Promise.resolve({ granted: false, at, ...state });
     this.#tat = Math.max(tat, at) + this.#policy.intervalMs;
-    return Promise.resolve({ granted: true, at });
+    return Promise.resolve({ granted: true, at, ...state });
   }
 
   blockedUntil(): Promise<number> {
     return Promise.resolve(this.#blockedUntil);
   }
 
-  fail(now: number, delayMs: number | undefined): Promise<number> {
+  fail(now: number, delayMs: number | undefined): Promise<BucketState> {
     if (now < this.#blockedUntil) {
       if (delayMs !== undefined) this.#blockedUntil = Math.max(this.#blockedUntil, now + delayMs);
     } else {
@@ -38,7 +39,7 @@ export class MemoryBucketStore implements BucketStore {
       const backoff = Math.min(BACKOFF_BASE_MS * 2 ** Math.min(this.#failures - 1, 16), BACKOFF_MAX_MS);
       this.#blockedUntil = now + (delayMs ?? backoff);
     }
-    return Promise.resolve(this.#blockedUntil);
+    return this.state();
   }
 
   succeed(): Promise<void> {

@@ -17,15 +17,16 @@ const IDLE_TTL_MS = 86_400_000;
 const RESERVE = `
 local now, deadline, notBefore = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local interval, tolerance = tonumber(ARGV[4]), tonumber(ARGV[5])
-local fields = redis.call('HMGET', KEYS[1], 'tat', 'blockedUntil')
+local fields = redis.call('HMGET', KEYS[1], 'tat', 'blockedUntil', 'failures')
 local tat = tonumber(fields[1]) or now
 local blocked = tonumber(fields[2]) or 0
+local failures = tonumber(fields[3]) or 0
 local at = math.ceil(math.max(now, tat - tolerance, blocked, notBefore))
-if at > deadline then return {0, at} end
+if at > deadline then return {0, at, math.ceil(blocked), failures} end
 local nextTat = math.max(tat, at) + interval
 redis.call('HSET', KEYS[1], 'tat', string.format('%.17g', nextTat))
 redis.call('PEXPIRE', KEYS[1], math.ceil(math.max(nextTat, blocked) - now) + ${IDLE_TTL_MS})
-return {1, at}
+return {1, at, math.ceil(blocked), failures}
 `;
 
 const FAIL = `
@@ -45,7 +46,7 @@ else
 end
 redis.call('HSET', KEYS[1], 'blockedUntil', string.format('%.17g', blocked), 'failures', failures)
 redis.call('PEXPIRE', KEYS[1], math.ceil(blocked - now) + ${IDLE_TTL_MS})
-return blocked
+return {math.ceil(blocked), failures}
 `;
 
 // Only an existing key is touched: creating one here would leave a key without expiry.
@@ -98,16 +99,18 @@ export class RedisBucketStore implements BucketStore {
       this.#policy.intervalMs,
       this.#policy.toleranceMs,
     ]);
-    const [granted, at] = reply as [number, number];
-    return { granted: granted === 1, at };
+    const [granted, at, blockedUntil, consecutiveFailures] = reply as [number, number, number, number];
+    return { granted: granted === 1, at, blockedUntil, consecutiveFailures };
   }
 
   async blockedUntil(): Promise<number> {
     return Number(await this.#redis.hget(this.#key, 'blockedUntil'));
   }
 
-  async fail(now: number, delayMs: number | undefined): Promise<number> {
-    return Number(await failScript.run(this.#redis, this.#key, [now, delayMs ?? -1]));
+  async fail(now: number, delayMs: number | undefined): Promise<BucketState> {
+    const reply = await failScript.run(this.#redis, this.#key, [now, delayMs ?? -1]);
+    const [blockedUntil, consecutiveFailures] = reply as [number, number];
+    return { blockedUntil, consecutiveFailures };
   }
 
   async succeed(): Promise<void> {

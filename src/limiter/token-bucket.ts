@@ -22,16 +22,20 @@ export function bucketPolicy(rate: number, burst: number): BucketPolicy {
 export const BACKOFF_BASE_MS = 60_000;
 export const BACKOFF_MAX_MS = 3_600_000;
 
-export type Reservation =
-  /** A moment was reserved; the caller may send at `at` (which may be now). */
-  | { granted: true; at: number }
-  /** The earliest possible moment is after the deadline; nothing was reserved. */
-  | { granted: false; at: number };
-
 export interface BucketState {
   blockedUntil: number;
   consecutiveFailures: number;
 }
+
+export type Reservation = (
+  /** A moment was reserved; the caller may send at `at` (which may be now). */
+  | { granted: true; at: number }
+  /** The earliest possible moment is after the deadline; nothing was reserved. */
+  | { granted: false; at: number }
+) &
+  /** The block and failure count as the reservation found them, so that a success that has nothing to reset
+   *  need not be reported. */
+  BucketState;
 
 export interface BucketStore {
   /**
@@ -44,9 +48,9 @@ export interface BucketStore {
   /**
    * A 429/401: blocks for `delayMs` (the Retry-After) or, without one, for the backoff of the new failure
    * count. While already blocked, further failures (the other requests that were in flight) only extend the
-   * block to their own Retry-After and do not count again. Returns the blocked-until moment.
+   * block to their own Retry-After and do not count again. Returns the block and failure count after it.
    */
-  fail(now: number, delayMs: number | undefined): Promise<number>;
+  fail(now: number, delayMs: number | undefined): Promise<BucketState>;
   /** A real answer: the failure count starts over. */
   succeed(): Promise<void>;
   state(): Promise<BucketState>;

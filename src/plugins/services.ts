@@ -157,6 +157,7 @@ async function services(app: FastifyInstance, options: { config: Config; overrid
     store,
     cache,
     clock,
+    chunkSize: config.CYMRU_BATCH_SIZE,
     lookups,
     freshness: {
       cymru: durationToMs(config.TTL_CYMRU),

@@ -55,9 +55,9 @@ export class DShieldSource implements PerAddressSource<DShield> {
 
   lookup(ips: readonly string[], options: LookupOptions): Promise<Map<string, SourceOutcome<DShield>>> {
     const http = this.#http;
-    return lookupEach(ips, (ip) =>
+    return lookupEach(ips, { ...options, concurrency: http?.maxInFlight ?? 1 }, (ip, run) =>
       http
-        ? http.get(`/api/ip/${ip}?json`, options, (answer) => this.#interpret(answer))
+        ? http.get(`/api/ip/${ip}?json`, run, (answer) => this.#interpret(answer))
         : Promise.resolve({ status: 'disabled', reason: DSHIELD_NO_CONTACT }),
     );
   }

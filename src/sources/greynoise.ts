@@ -45,11 +45,11 @@ export class GreyNoiseSource implements PerAddressSource<GreyNoise> {
   }
 
   lookup(ips: readonly string[], options: LookupOptions): Promise<Map<string, SourceOutcome<GreyNoise>>> {
-    return lookupEach(ips, (ip) => {
+    return lookupEach(ips, { ...options, concurrency: this.#http.maxInFlight }, (ip, run) => {
       if (ipVersion(ip) === 6) {
         return Promise.resolve({ status: 'unsupported', reason: 'the GreyNoise community API covers IPv4 only' });
       }
-      return this.#http.get(`/v3/community/${ip}`, options, (answer) => this.#interpret(answer));
+      return this.#http.get(`/v3/community/${ip}`, run, (answer) => this.#interpret(answer));
     });
   }
 

@@ -38,7 +38,10 @@ export interface HttpUpstreamOptions {
   headers: Record<string, string>;
   limiter: AdaptiveLimiter;
   clock?: Clock;
-  /** Per request, in real time (default 10 s). */
+  /**
+   * In real time, for each stage of a request: getting a connection, waiting for the answer's headers after
+   * sending, and waiting for each further piece of the body (default 10 s).
+   */
   timeoutMs?: number;
   /** Extra attempts after a 429, a 5xx, a timeout or unreadable JSON (default 2). */
   retries?: number;
@@ -48,20 +51,62 @@ export interface HttpUpstreamOptions {
 }
 
 /**
- * Looks up every distinct address concurrently and answers by the address as given. The concurrency is
- * bounded by the source's limiter, not here. Anything that is not an IP address never reaches a URL.
+ * The addresses of one lookup, which share its deadline and signal. Once the limiter turns one of them away
+ * because the earliest moment it could go (by the budget, a block, or a free in-flight slot) is past the
+ * deadline, it would turn away every later one too: neither the budget's next moment nor a block ever moves
+ * earlier, and the deadline has not moved. So the rest are answered at once with the same retryAt.
+ */
+export class LookupRun implements LookupOptions {
+  readonly deadline: number;
+  readonly signal: AbortSignal | undefined;
+  #refusedUntil: number | undefined;
+
+  constructor(options: LookupOptions) {
+    this.deadline = options.deadline;
+    this.signal = options.signal;
+  }
+
+  /** When the limiter said the next request could go, once it has refused one of this lookup's. */
+  get refusedUntil(): number | undefined {
+    return this.#refusedUntil;
+  }
+
+  refuse(retryAt: number): void {
+    this.#refusedUntil ??= retryAt;
+  }
+}
+
+/**
+ * Looks up every distinct address and answers by the address as given. At most `concurrency` workers (the
+ * limiter's in-flight cap: more would only queue inside it) take the addresses in turn, so that what a
+ * lookup holds while it runs grows with that cap, not with the length of the list. Anything that is not an
+ * IP address never reaches a URL.
  */
 export async function lookupEach<T>(
   ips: readonly string[],
-  lookupOne: (ip: string) => Promise<SourceOutcome<T>>,
+  options: LookupOptions & { concurrency: number },
+  lookupOne: (ip: string, run: LookupRun) => Promise<SourceOutcome<T>>,
 ): Promise<Map<string, SourceOutcome<T>>> {
   const distinct = [...new Set(ips)];
-  const outcomes = await Promise.all(
-    distinct.map((ip): Promise<SourceOutcome<T>> => {
-      const canonical = canonicalIp(ip);
-      return canonical === null ? Promise.resolve({ status: 'error', error: 'not an IP address' }) : lookupOne(canonical);
-    }),
-  );
+  const outcomes = new Array<SourceOutcome<T>>(distinct.length);
+  const run = new LookupRun(options);
+  let next = 0;
+  let failed = false;
+  const work = async () => {
+    while (next < distinct.length && !failed) {
+      const index = next++;
+      const canonical = canonicalIp(distinct[index] as string);
+      try {
+        outcomes[index] = canonical === null ? { status: 'error', error: 'not an IP address' } : await lookupOne(canonical, run);
+      } catch (error) {
+        // An aborted lookup (or a bug) ends every worker at its next address, not after the whole list.
+        failed = true;
+        throw error;
+      }
+    }
+  };
+  const workers = Math.max(1, Math.min(options.concurrency, distinct.length));
+  await Promise.all(Array.from({ length: workers }, work));
   return new Map(distinct.map((ip, index) => [ip, outcomes[index] as SourceOutcome<T>]));
 }
 
@@ -82,10 +127,18 @@ export function text(value: unknown): string | null {
   return typeof value === 'string' && value.trim() !== '' ? value.trim() : null;
 }
 
+/** undici's codes for a stage of a request that outlasted its timeout. */
+const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+
+function errorCode(error: unknown): string | undefined {
+  const code = error instanceof Error ? (error as { code?: unknown }).code : undefined;
+  return typeof code === 'string' ? code : undefined;
+}
+
 function describeFailure(error: unknown): string {
   if (!(error instanceof Error)) return 'request failed';
-  const code = (error as { code?: unknown }).code;
-  return typeof code === 'string' ? `request failed (${code})` : `request failed (${error.message})`;
+  const code = errorCode(error);
+  return code !== undefined ? `request failed (${code})` : `request failed (${error.message})`;
 }
 
 /**
@@ -101,7 +154,7 @@ export class HttpUpstream {
   readonly #retries: number;
   readonly #retryDelayMs: number;
   readonly #logger: FastifyBaseLogger | undefined;
-  readonly #agent = new Agent({ keepAliveTimeout: 30_000 });
+  readonly #agent: Agent;
   #disabledReason: string | undefined;
 
   constructor(options: HttpUpstreamOptions) {
@@ -113,6 +166,19 @@ export class HttpUpstream {
     this.#retries = options.retries ?? 2;
     this.#retryDelayMs = options.retryDelayMs ?? 250;
     this.#logger = options.logger;
+    // undici's own timers for each stage, shared by the requests of a connection: a timeout needs no
+    // AbortSignal (and no DOMException when it fires) per request.
+    this.#agent = new Agent({
+      keepAliveTimeout: 30_000,
+      connect: { timeout: this.#timeoutMs },
+      headersTimeout: this.#timeoutMs,
+      bodyTimeout: this.#timeoutMs,
+    });
+  }
+
+  /** How many requests the limiter lets be in flight at once, and so how many addresses are worth asking for in parallel. */
+  get maxInFlight(): number {
+    return this.#limiter.maxInFlight;
   }
 
   get disabledReason(): string | undefined {
@@ -128,10 +194,10 @@ export class HttpUpstream {
 
   async get<T>(
     path: string,
-    options: LookupOptions,
+    run: LookupRun,
     interpret: (answer: UpstreamAnswer) => Verdict<T>,
   ): Promise<SourceOutcome<T>> {
-    const { deadline, signal } = options;
+    const { deadline, signal } = run;
     let last: SourceOutcome<T> = { status: 'error', error: 'no attempt made' };
     for (let attempt = 0; attempt <= this.#retries; attempt += 1) {
       if (attempt > 0) {
@@ -140,13 +206,17 @@ export class HttpUpstream {
         await this.#clock.sleep(pause, signal);
       }
       if (this.#disabledReason !== undefined) return { status: 'disabled', reason: this.#disabledReason };
+      if (run.refusedUntil !== undefined) return { status: 'rate_limited', retryAt: new Date(run.refusedUntil).toISOString() };
       const admission = await this.#limiter.acquire(deadline, signal);
       // The upstream may have been switched off while this request waited for the limiter.
       if (this.#disabledReason !== undefined) {
         if (admission.ok) admission.release();
         return { status: 'disabled', reason: this.#disabledReason };
       }
-      if (!admission.ok) return { status: 'rate_limited', retryAt: new Date(admission.retryAt).toISOString() };
+      if (!admission.ok) {
+        run.refuse(admission.retryAt);
+        return { status: 'rate_limited', retryAt: new Date(admission.retryAt).toISOString() };
+      }
       let answer: UpstreamAnswer | { failure: string };
       try {
         answer = await this.#send(path, signal);
@@ -179,19 +249,18 @@ export class HttpUpstream {
   }
 
   async #send(path: string, signal: AbortSignal | undefined): Promise<UpstreamAnswer | { failure: string }> {
-    const timeout = AbortSignal.timeout(this.#timeoutMs);
     try {
       const response = await request(`${this.#baseUrl}${path}`, {
         dispatcher: this.#agent,
         method: 'GET',
         headers: this.#headers,
-        signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+        signal,
       });
       const body = await response.body.text();
       return { statusCode: response.statusCode, headers: response.headers, body };
     } catch (error) {
       signal?.throwIfAborted();
-      if (timeout.aborted) return { failure: `timeout after ${this.#timeoutMs} ms` };
+      if (TIMEOUT_CODES.has(errorCode(error) ?? '')) return { failure: `timeout after ${this.#timeoutMs} ms` };
       return { failure: describeFailure(error) };
     }
   }
