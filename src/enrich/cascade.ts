@@ -125,7 +125,16 @@ export class Enricher {
     };
     const work = new Map<string, Work>();
     for (const ip of unique) work.set(ip, { ip, known: undefined, outcomes: {}, update: {}, saved: new Set(), counted: false });
-    await Promise.all(chunks([...work.values()], this.deps.chunkSize).map((items) => this.enrichChunk(items, plan)));
+    // Chunks are collected one after another (tiers, MaxMind, then their queries leave) so that the first
+    // bulk query is not held back by the collection of the whole list; their answers overlap freely.
+    let collected: Promise<unknown> = Promise.resolve();
+    await Promise.all(
+      chunks([...work.values()], this.deps.chunkSize).map((items) => {
+        const chunk = this.enrichChunk(items, plan, collected);
+        collected = chunk.collected;
+        return chunk.done;
+      }),
+    );
 
     const results = request.inputs.map((input, index) => {
       const address = parsed[index] as ParsedAddress;
@@ -139,9 +148,21 @@ export class Enricher {
     return { results, stats };
   }
 
-  private async enrichChunk(items: Work[], plan: Plan): Promise<void> {
-    const fromL2 = plan.refresh ? new Set<string>() : await this.readTiers(items, plan.stats);
-    await this.fetch(items, plan);
+  private enrichChunk(items: Work[], plan: Plan, previous: Promise<unknown>) {
+    const collection = previous.then(async () => {
+      const fromL2 = plan.refresh ? new Set<string>() : await this.readTiers(items, plan.stats);
+      return { fromL2, answers: this.fetch(items, plan) };
+    });
+    return {
+      collected: collection.then(() => undefined, () => undefined),
+      done: collection.then(async ({ fromL2, answers }) => {
+        await answers;
+        await this.finishChunk(items, plan, fromL2);
+      }),
+    };
+  }
+
+  private async finishChunk(items: Work[], plan: Plan, fromL2: Set<string>): Promise<void> {
     const cacheable: StoredRecord[] = [];
     const unchanged: string[] = [];
     for (const item of items) {

@@ -68,6 +68,35 @@ const IPV6_OUTSIDE_UNICAST = table([
 
 const GLOBAL_UNICAST_V6 = ipaddr.parseCIDR('2000::/3');
 
+/** The IPv4 bogons again as integer network/mask pairs: lists of 10,000 addresses are parsed per request. */
+const IPV4_BOGON_MASKS = IPV4_BOGONS.map(({ cidr: [network, bits], name }) => {
+  const mask = bits === 0 ? 0 : (~0 << (32 - bits)) >>> 0;
+  return { network: (ipv4ToInt(network.toString()) & mask) >>> 0, mask, name };
+});
+
+const DOTTED_DECIMAL = /^(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})$/;
+
+function ipv4ToInt(text: string): number {
+  const [a = 0, b = 0, c = 0, d = 0] = text.split('.').map(Number);
+  return ((a << 24) | (b << 16) | (c << 8) | d) >>> 0;
+}
+
+/** Four decimal octets without leading zeros, already canonical; null when it is not that. */
+function parseDottedDecimal(text: string): ParsedAddress | null {
+  const match = DOTTED_DECIMAL.exec(text);
+  if (!match) return null;
+  let value = 0;
+  for (let octet = 1; octet <= 4; octet += 1) {
+    const part = Number(match[octet]);
+    if (part > 255) return null;
+    value = value * 256 + part;
+  }
+  for (const range of IPV4_BOGON_MASKS) {
+    if (((value & range.mask) >>> 0) === range.network) return { kind: 'bogon', ip: text, version: 4, range: range.name };
+  }
+  return { kind: 'routable', ip: text, version: 4 };
+}
+
 function findRange(address: ipaddr.IPv4 | ipaddr.IPv6, ranges: Array<{ cidr: Cidr; name: string }>) {
   for (const range of ranges) {
     if (address.kind() === range.cidr[0].kind() && address.match(range.cidr)) return range.name;
@@ -92,6 +121,8 @@ export function parseAddress(input: string): ParsedAddress {
   if (text.includes('/')) return { kind: 'invalid', error: 'a network (CIDR) is not a single address' };
   if (text.includes('%')) return { kind: 'invalid', error: 'IPv6 zone indexes are not accepted' };
   let address: ipaddr.IPv4 | ipaddr.IPv6;
+  const dotted = parseDottedDecimal(text);
+  if (dotted) return dotted;
   if (text.includes(':')) {
     if (!ipaddr.IPv6.isValid(text)) return { kind: 'invalid', error: 'not a valid IPv6 address' };
     const v6 = ipaddr.IPv6.parse(text);

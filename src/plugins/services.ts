@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { createRequire } from 'node:module';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
@@ -48,6 +49,8 @@ declare module 'fastify' {
   }
 }
 
+const REDIS_BOOT_WAIT_MS = 2000;
+
 /** GeoLite2-City from the geoip-database package: a real (if dated) database that needs no licence key. */
 function bundledCityDatabase(): string {
   return createRequire(import.meta.url).resolve('geoip-database/GeoLite2-City.mmdb');
@@ -94,6 +97,16 @@ async function services(app: FastifyInstance, options: { config: Config; overrid
     redis.on('error', () => undefined);
     const client = redis;
     closers.push(async () => void client.disconnect());
+    // Give the connection a moment before serving, so the first requests use L1; an unreachable Redis only
+    // means starting degraded, never a failed boot.
+    const ready = await Promise.race([
+      once(client, 'ready').then(
+        () => true,
+        () => false,
+      ),
+      new Promise<false>((resolve) => setTimeout(resolve, REDIS_BOOT_WAIT_MS, false).unref()),
+    ]);
+    if (!ready) logger.warn(`Redis at REDIS_URL is not answering; serving without L1 until it does`);
   }
   const memory = (ttlSeconds: number) => new MemoryTier({ maxEntries: config.L1_MAX_ENTRIES, ttlMs: ttlSeconds * 1000 });
   let cache: RecordCache = memory(config.L1_TTL_SECONDS);

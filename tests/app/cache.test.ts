@@ -95,6 +95,25 @@ describe('L1 on Redis', () => {
   });
 });
 
+describe('booting while Redis is down', () => {
+  it('starts degraded, answers, and takes Redis into use once it appears', async () => {
+    const redis = await startRedisServer();
+    await redis.stop();
+    const harness = await startHarness({ config: { REDIS_URL: redis.url } });
+    try {
+      const answer = await enrich(harness, { ips: ['45.94.1.1'], sources: ['maxmind', 'cymru'] });
+      expect(answer.results[0]!.status).toBe('ok');
+      const ready = () => harness.app.inject({ method: 'GET', url: '/readyz' }).then((r) => r.json<{ status: string }>().status);
+      expect(await ready()).toBe('degraded');
+      await redis.start();
+      await expect.poll(ready, { timeout: 5000 }).toBe('ready');
+    } finally {
+      await harness.close();
+      await redis.stop();
+    }
+  });
+});
+
 describe('per-source freshness', () => {
   let harness: Harness;
   const clock = new ManualClock(Date.parse('2026-11-22T00:00:00Z'));
