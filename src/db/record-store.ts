@@ -1,3 +1,4 @@
+import { chunks } from '../chunks.js';
 import type { DatabaseHandle } from './client.js';
 import {
   SOURCE_NAMES,
@@ -89,12 +90,6 @@ function updateToRow(update: RecordUpdate): Record<string, unknown> {
 /** Rows per statement: large lists are split so that PostgreSQL parses and writes the parts on several backends at once. */
 const CHUNK = 2500;
 
-function chunks<T>(items: readonly T[]): T[][] {
-  const parts: T[][] = [];
-  for (let start = 0; start < items.length; start += CHUNK) parts.push(items.slice(start, start + CHUNK));
-  return parts;
-}
-
 /**
  * The stored records. The schema, its migrations and the client are Prisma's; the two bulk statements of
  * the hot path run on the same pool directly, because Prisma's raw-query path spent about 300 ms per
@@ -106,7 +101,7 @@ export class RecordStore {
   async load(ips: readonly string[]): Promise<Map<string, StoredRecord>> {
     const found = new Map<string, StoredRecord>();
     if (ips.length === 0) return found;
-    const results = await Promise.all(chunks(ips).map((part) => this.database.pool.query<Row>(SELECT_SQL, [part])));
+    const results = await Promise.all(chunks(ips, CHUNK).map((part) => this.database.pool.query<Row>(SELECT_SQL, [part])));
     for (const { rows } of results) for (const row of rows) found.set(row.ip, rowToRecord(row));
     return found;
   }
@@ -129,7 +124,7 @@ export class RecordStore {
       );
     }
     const rows = [...byIp.values()].map(updateToRow);
-    await Promise.all(chunks(rows).map((part) => this.database.pool.query(UPSERT_SQL, [JSON.stringify(part), at])));
+    await Promise.all(chunks(rows, CHUNK).map((part) => this.database.pool.query(UPSERT_SQL, [JSON.stringify(part), at])));
   }
 
   async ping(): Promise<void> {

@@ -1,4 +1,5 @@
 import type { RecordCache } from '../cache/tier.js';
+import { chunks } from '../chunks.js';
 import type { Clock } from '../clock.js';
 import type { RecordStore, RecordUpdate } from '../db/record-store.js';
 import { parseAddress, type ParsedAddress } from '../ip/address.js';
@@ -84,12 +85,6 @@ function count(counters: SourceCounters, outcome: SourceOutcome<unknown>): void 
   else if (outcome.status === 'not_found') counters.notFound += 1;
   else if (outcome.status === 'error') counters.errors += 1;
   else if (outcome.status === 'rate_limited') counters.rateLimited += 1;
-}
-
-function chunks<T>(items: readonly T[], size: number): T[][] {
-  const parts: T[][] = [];
-  for (let start = 0; start < items.length; start += size) parts.push(items.slice(start, start + size));
-  return parts;
 }
 
 /**

@@ -1,7 +1,7 @@
 import type { DShield, SourceOutcome } from '../record/model.js';
 import {
+  answerEach,
   HttpUpstream,
-  lookupEach,
   parseJsonObject,
   text,
   type LookupOptions,
@@ -55,10 +55,9 @@ export class DShieldSource implements PerAddressSource<DShield> {
 
   lookup(ips: readonly string[], options: LookupOptions): Promise<Map<string, SourceOutcome<DShield>>> {
     const http = this.#http;
-    return lookupEach(ips, { ...options, concurrency: http?.maxInFlight ?? 1 }, (ip, run) =>
-      http
-        ? http.get(`/api/ip/${ip}?json`, run, (answer) => this.#interpret(answer))
-        : Promise.resolve({ status: 'disabled', reason: DSHIELD_NO_CONTACT }),
+    if (!http) return Promise.resolve(answerEach(ips, () => ({ status: 'disabled', reason: DSHIELD_NO_CONTACT })));
+    return http.lookupEach(ips, options, (ip, run) =>
+      http.get(`/api/ip/${ip}?json`, run, (answer) => this.#interpret(answer)),
     );
   }
 

@@ -2,7 +2,6 @@ import { ipVersion } from '../ip/address.js';
 import type { GreyNoise, SourceOutcome } from '../record/model.js';
 import {
   HttpUpstream,
-  lookupEach,
   parseJsonObject,
   text,
   type LookupOptions,
@@ -45,7 +44,7 @@ export class GreyNoiseSource implements PerAddressSource<GreyNoise> {
   }
 
   lookup(ips: readonly string[], options: LookupOptions): Promise<Map<string, SourceOutcome<GreyNoise>>> {
-    return lookupEach(ips, { ...options, concurrency: this.#http.maxInFlight }, (ip, run) => {
+    return this.#http.lookupEach(ips, options, (ip, run) => {
       if (ipVersion(ip) === 6) {
         return Promise.resolve({ status: 'unsupported', reason: 'the GreyNoise community API covers IPv4 only' });
       }

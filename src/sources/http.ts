@@ -76,38 +76,141 @@ export class LookupRun implements LookupOptions {
   }
 }
 
+const notAnAddress = (): SourceOutcome<never> => ({ status: 'error', error: 'not an IP address' });
+
+/** Answers every distinct address of a list at once, by the address as given; `answer` gets the canonical one. */
+export function answerEach<T>(ips: readonly string[], answer: (ip: string) => SourceOutcome<T>): Map<string, SourceOutcome<T>> {
+  return new Map(
+    [...new Set(ips)].map((ip) => {
+      const canonical = canonicalIp(ip);
+      return [ip, canonical === null ? notAnAddress() : answer(canonical)];
+    }),
+  );
+}
+
+type Task = () => Promise<void>;
+
+/** One lookup's list in the queue. */
+interface QueuedList {
+  readonly deadline: number;
+  /** The lookup of the next address not taken yet, or undefined when none is left. */
+  take(): Task | undefined;
+}
+
 /**
- * Looks up every distinct address and answers by the address as given. At most `concurrency` workers (the
- * limiter's in-flight cap: more would only queue inside it) take the addresses in turn, so that what a
- * lookup holds while it runs grows with that cap, not with the length of the list. Anything that is not an
- * IP address never reaches a URL.
+ * The addresses waiting for one upstream, of every lookup under way. At most `workers` of them are asked at a
+ * time: the limiter's in-flight cap, since more would only wait inside it. So what waits is a cursor per
+ * list, not a pending promise, limiter wait and timer per address, however long the lists and however many
+ * chunks a caller cuts them into. Lists are served earliest deadline first, then in arrival order: the
+ * chunks of one request finish one after another, and a lookup with a short deadline is not held behind a
+ * long list.
  */
-export async function lookupEach<T>(
-  ips: readonly string[],
-  options: LookupOptions & { concurrency: number },
-  lookupOne: (ip: string, run: LookupRun) => Promise<SourceOutcome<T>>,
-): Promise<Map<string, SourceOutcome<T>>> {
-  const distinct = [...new Set(ips)];
-  const outcomes = new Array<SourceOutcome<T>>(distinct.length);
-  const run = new LookupRun(options);
-  let next = 0;
-  let failed = false;
-  const work = async () => {
-    while (next < distinct.length && !failed) {
-      const index = next++;
-      const canonical = canonicalIp(distinct[index] as string);
-      try {
-        outcomes[index] = canonical === null ? { status: 'error', error: 'not an IP address' } : await lookupOne(canonical, run);
-      } catch (error) {
-        // An aborted lookup (or a bug) ends every worker at its next address, not after the whole list.
-        failed = true;
-        throw error;
+class LookupQueue {
+  readonly #workers: number;
+  readonly #clock: Clock;
+  #busy = 0;
+  /** Lists that may have addresses left to take, in the order they are served. */
+  readonly #lists: QueuedList[] = [];
+
+  constructor(workers: number, clock: Clock) {
+    this.#workers = Math.max(1, workers);
+    this.#clock = clock;
+  }
+
+  lookup<T>(
+    ips: readonly string[],
+    options: LookupOptions,
+    lookupOne: (ip: string, run: LookupRun) => Promise<SourceOutcome<T>>,
+  ): Promise<Map<string, SourceOutcome<T>>> {
+    const run = new LookupRun(options);
+    const { signal } = run;
+    if (signal?.aborted) return Promise.reject(signal.reason as Error);
+    const distinct = [...new Set(ips)];
+    const outcomes = new Array<SourceOutcome<T>>(distinct.length);
+    const targets = distinct.map((ip, index) => {
+      const canonical = canonicalIp(ip);
+      if (canonical === null) outcomes[index] = notAnAddress();
+      return canonical;
+    });
+    let open = targets.filter((target) => target !== null).length;
+    let next = 0;
+    let settled = false;
+    return new Promise((resolve, reject) => {
+      const answer = () => resolve(new Map(distinct.map((ip, index) => [ip, outcomes[index] as SourceOutcome<T>])));
+      if (open === 0) {
+        answer();
+        return;
       }
+      const settle = (error?: { reason: Error }) => {
+        if (settled) return;
+        settled = true;
+        cancelExpiry();
+        signal?.removeEventListener('abort', onAbort);
+        if (error) reject(error.reason);
+        else answer();
+      };
+      const onAbort = () => settle({ reason: signal?.reason as Error });
+      const list: QueuedList = {
+        deadline: run.deadline,
+        // Nothing more is taken from a settled list; the queue drops it when it comes to it.
+        take: () => {
+          while (next < targets.length && targets[next] === null) next += 1;
+          if (settled || next >= targets.length) return undefined;
+          const index = next++;
+          const ip = targets[index] as string;
+          return async () => {
+            try {
+              outcomes[index] = await lookupOne(ip, run);
+            } catch (error) {
+              settle({ reason: error as Error });
+              return;
+            }
+            open -= 1;
+            if (open === 0) settle();
+          };
+        },
+      };
+      // A list still waiting for a worker when its deadline has passed is answered then, not when a worker
+      // comes to it: past the deadline the limiter refuses its first address at once, and the run answers
+      // the rest, so asking them all now sends nothing and needs no worker.
+      const cancelExpiry = this.#clock.schedule(run.deadline + 1 - this.#clock.now(), () => void this.#drain(list));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.#enqueue(list);
+      this.#start();
+    });
+  }
+
+  #enqueue(list: QueuedList): void {
+    const later = this.#lists.findIndex((queued) => queued.deadline > list.deadline);
+    this.#lists.splice(later === -1 ? this.#lists.length : later, 0, list);
+  }
+
+  #take(): Task | undefined {
+    for (let head = this.#lists[0]; head !== undefined; head = this.#lists[0]) {
+      const task = head.take();
+      if (task) return task;
+      this.#lists.shift();
     }
-  };
-  const workers = Math.max(1, Math.min(options.concurrency, distinct.length));
-  await Promise.all(Array.from({ length: workers }, work));
-  return new Map(distinct.map((ip, index) => [ip, outcomes[index] as SourceOutcome<T>]));
+    return undefined;
+  }
+
+  #start(): void {
+    while (this.#busy < this.#workers) {
+      const task = this.#take();
+      if (!task) return;
+      this.#busy += 1;
+      void this.#work(task);
+    }
+  }
+
+  async #work(first: Task): Promise<void> {
+    for (let task: Task | undefined = first; task; task = this.#take()) await task();
+    this.#busy -= 1;
+  }
+
+  async #drain(list: QueuedList): Promise<void> {
+    for (let task = list.take(); task; task = list.take()) await task();
+  }
 }
 
 /** A JSON object from a body, or undefined when the body is not one. */
@@ -155,6 +258,7 @@ export class HttpUpstream {
   readonly #retryDelayMs: number;
   readonly #logger: FastifyBaseLogger | undefined;
   readonly #agent: Agent;
+  readonly #queue: LookupQueue;
   #disabledReason: string | undefined;
 
   constructor(options: HttpUpstreamOptions) {
@@ -174,11 +278,20 @@ export class HttpUpstream {
       headersTimeout: this.#timeoutMs,
       bodyTimeout: this.#timeoutMs,
     });
+    this.#queue = new LookupQueue(this.#limiter.maxInFlight, this.#clock);
   }
 
-  /** How many requests the limiter lets be in flight at once, and so how many addresses are worth asking for in parallel. */
-  get maxInFlight(): number {
-    return this.#limiter.maxInFlight;
+  /**
+   * Looks up every distinct address of a list through this upstream's queue and answers by the address as
+   * given; anything that is not an IP address never reaches a URL. `lookupOne` gets the canonical address
+   * and the lookup's run, which it hands to `get`.
+   */
+  lookupEach<T>(
+    ips: readonly string[],
+    options: LookupOptions,
+    lookupOne: (ip: string, run: LookupRun) => Promise<SourceOutcome<T>>,
+  ): Promise<Map<string, SourceOutcome<T>>> {
+    return this.#queue.lookup(ips, options, lookupOne);
   }
 
   get disabledReason(): string | undefined {
