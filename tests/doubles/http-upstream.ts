@@ -92,6 +92,8 @@ export class HttpUpstreamDouble {
   readonly #ceiling: { rate: number; burst: number; tokens: number; at: number } | undefined;
   readonly #queue: ScriptedResponse[] = [];
   readonly #byIp = new Map<string, ScriptedResponse[]>();
+  #inFlight = 0;
+  #mostInFlight = 0;
 
   private constructor(server: Server, options: HttpUpstreamDoubleOptions) {
     this.#server = server;
@@ -107,6 +109,9 @@ export class HttpUpstreamDouble {
       const match = GREYNOISE_PATH.exec(path) ?? DSHIELD_PATH.exec(path);
       const ip = decodeURIComponent(match?.[1] ?? '');
       this.requests.push({ at: this.#clock.now(), method: req.method ?? 'GET', path, ip, headers: req.headers });
+      this.#inFlight += 1;
+      this.#mostInFlight = Math.max(this.#mostInFlight, this.#inFlight);
+      res.once('close', () => (this.#inFlight -= 1));
       const response = this.#next(path, ip);
       if (response.kind === 'hang') return;
       const send = () => this.#send(res, response);
@@ -132,6 +137,11 @@ export class HttpUpstreamDouble {
   /** Answers for whichever requests come next, before any per-address script. */
   enqueue(...responses: ScriptedResponse[]): void {
     this.#queue.push(...responses);
+  }
+
+  /** The most requests that were open at once: arrived, and neither answered nor given up. */
+  get mostInFlight(): number {
+    return this.#mostInFlight;
   }
 
   requestsFor(ip: string): RecordedRequest[] {

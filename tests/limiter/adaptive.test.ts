@@ -2,17 +2,18 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/clock.js';
 import { AdaptiveLimiter, type LimiterOptions } from '../../src/limiter/adaptive.js';
+import { startRedisServer, type RedisServer } from '../support/redis-server.js';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 const clients: Redis[] = [];
 const prefixes: string[] = [];
 
-function redisClient(): Redis {
-  const client = new Redis(REDIS_URL);
+function redisClient(url = REDIS_URL): Redis {
+  const client = new Redis(url);
   clients.push(client);
   return client;
 }
@@ -321,5 +322,99 @@ describe('AdaptiveLimiter on a shared Redis', () => {
     const admissions = await Promise.all([1, 2, 3].map(() => limiter.acquire(now)));
     expect(admissions.filter((a) => a.ok)).toHaveLength(2);
     expect(await limiter.report('limited', '30')).toBe(now + 30_000);
+  });
+});
+
+describe('AdaptiveLimiter calls to Redis', () => {
+  // A server of this file's own, so that its command counts are this test's alone.
+  let server: RedisServer;
+  beforeAll(async () => {
+    server = await startRedisServer();
+  });
+  afterAll(async () => server.stop());
+
+  /** Calls of a command that ran: an EVALSHA the server did not know the script of is counted as failed. */
+  async function calls(command: string): Promise<number> {
+    const info = await redisClient(server.url).info('commandstats');
+    const stats = new RegExp(`cmdstat_${command}:calls=(\\d+),.*rejected_calls=(\\d+),failed_calls=(\\d+)`).exec(info);
+    return stats ? Number(stats[1]) - Number(stats[2]) - Number(stats[3]) : 0;
+  }
+  const scripts = async () => (await calls('evalsha')) + (await calls('eval'));
+
+  it('reports a success only when there is a failure count to reset, and resets one that another replica left', async () => {
+    const clock = new ManualClock();
+    const keyPrefix = uniquePrefix();
+    const [first, second] = [redisClient(server.url), redisClient(server.url)].map(
+      (redis) => new AdaptiveLimiter({ name: 'shared', rate: 10, burst: 10, clock, redis, keyPrefix }),
+    );
+    if (!first || !second) throw new Error('two replicas');
+    const before = await scripts();
+    for (let request = 0; request < 5; request += 1) {
+      const admission = await first.acquire(clock.now());
+      if (admission.ok) admission.release();
+      await first.report('ok');
+    }
+    // Five reservations and nothing else.
+    expect((await scripts()) - before).toBe(5);
+
+    await first.report('limited', '1');
+    await clock.advance(1_000);
+    const admission = await second.acquire(clock.now());
+    expect(admission.ok).toBe(true);
+    await second.report('ok');
+    expect((await first.state()).consecutiveFailures).toBe(0);
+    // The 429, the second replica's reservation, and its success that reset the count.
+    expect((await scripts()) - before).toBe(8);
+    await second.report('ok');
+    expect((await scripts()) - before).toBe(8);
+  });
+
+  it('asks Redis for the block once for the requests that wake together, not once each', async () => {
+    const clock = new ManualClock();
+    // Sixteen requests a millisecond (exact in binary): seventeen go at once, the next sixteen are all due
+    // one millisecond later.
+    const limiter = new AdaptiveLimiter({
+      name: 'wake',
+      rate: 16_000,
+      burst: 17,
+      maxInFlight: 33,
+      clock,
+      redis: redisClient(server.url),
+      keyPrefix: uniquePrefix(),
+    });
+    const start = clock.now();
+    const before = await calls('hget');
+    const admissions = Array.from({ length: 33 }, () => limiter.acquire(start + 1_000));
+    while (clock.sleeping < 16) await turn();
+    await clock.advance(1);
+    expect((await Promise.all(admissions)).every((a) => a.ok)).toBe(true);
+    expect((await calls('hget')) - before).toBe(1);
+  });
+
+  it('holds a request whose moment comes after another replica reported a 429, until the block ends', async () => {
+    const clock = new ManualClock();
+    const keyPrefix = uniquePrefix();
+    const [first, second] = [redisClient(server.url), redisClient(server.url)].map(
+      (redis) => new AdaptiveLimiter({ name: 'shared', rate: 1, burst: 1, clock, redis, keyPrefix }),
+    );
+    if (!first || !second) throw new Error('two replicas');
+    const start = clock.now();
+    const early = await second.acquire(start);
+    if (early.ok) early.release();
+    let admittedAt: number | undefined;
+    const waiting = second.acquire(start + 10_000).then((admission) => {
+      admittedAt = clock.now();
+      return admission;
+    });
+    while (clock.sleeping === 0) await turn();
+    await clock.advance(500);
+    expect(await first.report('limited', '5')).toBe(start + 5_500);
+    await clock.advance(500);
+    while (clock.sleeping === 0) await turn();
+    await clock.advance(4_499);
+    expect(admittedAt).toBeUndefined();
+    await clock.advance(1);
+    expect((await waiting).ok).toBe(true);
+    expect(admittedAt).toBe(start + 5_500);
   });
 });

@@ -40,6 +40,22 @@ describe('ManualClock', () => {
     await expect(sleeping).rejects.toThrow('stop');
     expect(clock.sleeping).toBe(0);
   });
+
+  it('calls a scheduled function at its moment, in turn with sleeps, and never once it is cancelled', async () => {
+    const clock = new ManualClock(1_000);
+    const calls: Array<[string, number]> = [];
+    clock.schedule(200, () => calls.push(['scheduled', clock.now()]));
+    const cancel = clock.schedule(100, () => calls.push(['cancelled', clock.now()]));
+    void clock.sleep(200).then(() => calls.push(['slept', clock.now()]));
+    expect(clock.sleeping).toBe(3);
+    cancel();
+    expect(clock.sleeping).toBe(2);
+    await clock.advance(300);
+    expect(calls).toEqual([
+      ['scheduled', 1_200],
+      ['slept', 1_200],
+    ]);
+  });
 });
 
 describe('systemClock', () => {
@@ -51,5 +67,15 @@ describe('systemClock', () => {
     const sleeping = systemClock.sleep(10_000, controller.signal);
     controller.abort(new Error('enough'));
     await expect(sleeping).rejects.toThrow('enough');
+  });
+
+  it('calls a scheduled function after its delay, and never once it is cancelled', async () => {
+    const calls: string[] = [];
+    const cancel = systemClock.schedule(5, () => calls.push('cancelled'));
+    cancel();
+    const started = Date.now();
+    await new Promise<void>((resolve) => systemClock.schedule(20, resolve));
+    expect(Date.now() - started).toBeGreaterThanOrEqual(19);
+    expect(calls).toEqual([]);
   });
 });

@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/clock.js';
 import { AdaptiveLimiter } from '../../src/limiter/adaptive.js';
 import { GreyNoiseSource } from '../../src/sources/greynoise.js';
 import { HttpUpstreamDouble, respond } from '../doubles/http-upstream.js';
@@ -193,5 +194,112 @@ describe('GreyNoiseSource', () => {
     } finally {
       await ceilingUpstream.close();
     }
+  });
+
+  it('asks at most maxInFlight addresses at once across all lookups under way, with no waiter per address', async () => {
+    const clock = new ManualClock();
+    const slow = await HttpUpstreamDouble.start({ latencyMs: 2 });
+    const limiter = new AdaptiveLimiter({ name: 'greynoise', rate: 1_000, burst: 1_000, maxInFlight: 3, clock });
+    const bounded = new GreyNoiseSource({ baseUrl: slow.url, limiter, clock });
+    try {
+      const lists = Array.from({ length: 4 }, (_, list) => Array.from({ length: 50 }, (_, k) => `8.8.${list}.${k + 1}`));
+      let mostWaiting = 0;
+      let done = false;
+      const deadline = clock.now() + 60_000;
+      const lookups = Promise.all(lists.map((ips) => bounded.lookup(ips, { deadline }))).finally(() => (done = true));
+      while (!done) {
+        // Every wait on this clock (for a slot, a moment, or a deadline) is a sleep; the clock never moves here.
+        mostWaiting = Math.max(mostWaiting, clock.sleeping);
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      const outcomes = (await lookups).flatMap((map) => [...map.values()]);
+      expect(outcomes.filter((o) => o.status === 'not_found')).toHaveLength(200);
+      expect(slow.requests).toHaveLength(200);
+      expect(slow.mostInFlight).toBe(3);
+      // One deadline per lookup, and nothing per address.
+      expect(mostWaiting).toBeLessThanOrEqual(lists.length);
+    } finally {
+      await bounded.close();
+      await slow.close();
+    }
+  });
+
+  it('serves the lookup with the earliest deadline first, so that a short one does not wait behind a long list', async () => {
+    const slow = await HttpUpstreamDouble.start({ latencyMs: 2 });
+    const bounded = new GreyNoiseSource({
+      baseUrl: slow.url,
+      limiter: new AdaptiveLimiter({ name: 'greynoise', rate: 1_000, burst: 1_000, maxInFlight: 1 }),
+    });
+    try {
+      const long = Array.from({ length: 30 }, (_, k) => `8.8.8.${k + 1}`);
+      let longDone = false;
+      const first = bounded.lookup(long, { deadline: Date.now() + 60_000 }).finally(() => (longDone = true));
+      while (slow.requests.length === 0) await new Promise((resolve) => setImmediate(resolve));
+      const short = await bounded.lookup(['9.9.9.9'], { deadline: Date.now() + 10_000 });
+      expect(short.get('9.9.9.9')?.status).toBe('not_found');
+      expect(longDone).toBe(false);
+      expect(slow.requests.findIndex((r) => r.ip === '9.9.9.9')).toBeLessThanOrEqual(2);
+      expect([...(await first).values()].every((o) => o.status === 'not_found')).toBe(true);
+    } finally {
+      await bounded.close();
+      await slow.close();
+    }
+  });
+
+  it('answers a lookup still waiting for a worker when its deadline passes, and sends none of it', async () => {
+    const clock = new ManualClock();
+    const stuck = await HttpUpstreamDouble.start();
+    const limiter = new AdaptiveLimiter({ name: 'greynoise', rate: 100, burst: 100, maxInFlight: 1, clock });
+    const bounded = new GreyNoiseSource({ baseUrl: stuck.url, limiter, clock, retries: 0 });
+    stuck.enqueue(respond.hang());
+    const now = clock.now();
+    const hanging = bounded.lookup(['1.1.1.1'], { deadline: now + 10_000 });
+    while (stuck.requests.length === 0) await new Promise((resolve) => setImmediate(resolve));
+    let answered = false;
+    const waiting = bounded.lookup(['2.2.2.2', '3.3.3.3'], { deadline: now + 1_000 }).finally(() => (answered = true));
+    await clock.advance(1_000);
+    expect(answered).toBe(false);
+    await clock.advance(1);
+    const outcomes = await waiting;
+    const retryAt = new Date(now + 1_001).toISOString();
+    expect([...outcomes.values()]).toEqual([
+      { status: 'rate_limited', retryAt },
+      { status: 'rate_limited', retryAt },
+    ]);
+    expect(stuck.requests).toHaveLength(1);
+    await stuck.close();
+    expect((await hanging).get('1.1.1.1')?.status).toBe('error');
+    await bounded.close();
+  });
+
+  it('answers the rest of a list rate_limited at once when the limiter refuses one address past the deadline', async () => {
+    const clock = new ManualClock();
+    const limiter = new AdaptiveLimiter({ name: 'greynoise', rate: 1, burst: 2, maxInFlight: 2, clock });
+    source = new GreyNoiseSource({ baseUrl: upstream.url, limiter, clock });
+    const ips = [...Array.from({ length: 50 }, (_, k) => `9.9.9.${k + 1}`), '2001:db8::1'];
+    const now = clock.now();
+    const outcomes = await source.lookup(ips, { deadline: now + 500 });
+    // The burst lets two go; the third would have to wait until now + 1 s, past the deadline.
+    const retryAt = new Date(now + 1_000).toISOString();
+    expect(upstream.requests).toHaveLength(2);
+    expect([...outcomes.values()].filter((o) => o.status === 'not_found')).toHaveLength(2);
+    expect([...outcomes.values()].filter((o) => o.status === 'rate_limited')).toEqual(
+      Array.from({ length: 48 }, () => ({ status: 'rate_limited', retryAt })),
+    );
+    expect(outcomes.get('2001:db8::1')?.status).toBe('unsupported');
+    expect(limiter.stats()).toEqual({ admitted: 2, limited: 1 });
+  });
+
+  it('stops a lookup when its signal aborts, and sends none of the addresses still queued', async () => {
+    const { source, limiter } = greynoise({ maxInFlight: 2 });
+    upstream.enqueue(respond.hang(), respond.hang());
+    const controller = new AbortController();
+    const ips = Array.from({ length: 20 }, (_, k) => `7.7.7.${k + 1}`);
+    const lookup = source.lookup(ips, { deadline: Date.now() + 5_000, signal: controller.signal });
+    while (upstream.requests.length < 2) await new Promise((resolve) => setTimeout(resolve, 5));
+    controller.abort(new Error('client went away'));
+    await expect(lookup).rejects.toThrow('client went away');
+    expect(upstream.requests).toHaveLength(2);
+    expect((await limiter.state()).inFlight).toBe(0);
   });
 });
