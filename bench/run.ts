@@ -148,10 +148,12 @@ async function main(): Promise<number> {
     GREYNOISE_API_URL: upstreams.greynoise.url,
     GREYNOISE_RATE: String(SETTINGS.service.greynoise.rate),
     GREYNOISE_BURST: String(SETTINGS.service.greynoise.burst),
+    GREYNOISE_MAX_IN_FLIGHT: String(SETTINGS.service.greynoise.maxInFlight),
     DSHIELD_API_URL: upstreams.dshield.url,
     DSHIELD_CONTACT: 'bench@example.org',
     DSHIELD_RATE: String(SETTINGS.service.dshield.rate),
     DSHIELD_BURST: String(SETTINGS.service.dshield.burst),
+    DSHIELD_MAX_IN_FLIGHT: String(SETTINGS.service.dshield.maxInFlight),
     ENRICH_DEADLINE_MS: String(SETTINGS.service.deadlineMs),
     ENRICH_MAX_IPS: String(SETTINGS.addresses),
   };
@@ -195,7 +197,8 @@ async function main(): Promise<number> {
         `per query, CYMRU_BATCH_SIZE ${cymru.batchSize}, CYMRU_MAX_CONNECTIONS ${cymru.maxConnections}; GreyNoise/DShield doubles ` +
         `${upstream.latencyMs} ms, ceilings ${upstream.greynoiseCeiling.rate}/s burst ${upstream.greynoiseCeiling.burst} and ` +
         `${upstream.dshieldCeiling.rate}/s burst ${upstream.dshieldCeiling.burst}; service GREYNOISE_RATE/BURST ` +
-        `${limits.greynoise.rate}/${limits.greynoise.burst}, DSHIELD_RATE/BURST ${limits.dshield.rate}/${limits.dshield.burst}, ` +
+        `${limits.greynoise.rate}/${limits.greynoise.burst} in flight ${limits.greynoise.maxInFlight}, DSHIELD_RATE/BURST ` +
+        `${limits.dshield.rate}/${limits.dshield.burst} in flight ${limits.dshield.maxInFlight}, ` +
         `ENRICH_DEADLINE_MS ${limits.deadlineMs}; cached runs ${SETTINGS.cachedRuns}; autocannon ${SETTINGS.load.connections} ` +
         `connections ${SETTINGS.load.seconds} s after ${SETTINGS.load.warmupSeconds} s warm-up; save runs ${SETTINGS.saveRuns}`,
       'peak RSS: VmHWM of the service process from /proc/<pid>/status, read right after scenario 1 and after ' +

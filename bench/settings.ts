@@ -18,8 +18,9 @@ export const SETTINGS = {
     dshieldCeiling: { rate: 1000, burst: 300 },
   },
   service: {
-    greynoise: { rate: 2000, burst: 100 },
-    dshield: { rate: 1000, burst: 100 },
+    // In flight: about rate × upstream latency, with room for jitter.
+    greynoise: { rate: 2000, burst: 100, maxInFlight: 64 },
+    dshield: { rate: 1000, burst: 100, maxInFlight: 32 },
     deadlineMs: 120_000,
   },
   cachedRuns: 7,
