@@ -4,7 +4,7 @@ import { systemClock, type Clock } from '../clock.js';
 import { MemoryBucketStore } from './memory-store.js';
 import { RedisBucketStore } from './redis-store.js';
 import { parseRetryAfter } from './retry-after.js';
-import { bucketPolicy, type BucketStore } from './token-bucket.js';
+import { bucketPolicy, type BucketStore, type Reservation } from './token-bucket.js';
 
 export interface LimiterOptions {
   name: string;
@@ -128,6 +128,10 @@ export class AdaptiveLimiter {
   #blockKnownAsOf = 0;
   /** The latest store call that answers with the block, and when it was sent. */
   #latestAsk: { sentAt: number; answer: Promise<unknown> } | undefined;
+  /** Requests (each holding its slot) waiting for the reservation call under way to come back, to have
+   *  their moments reserved together in the next one. */
+  #queued: Array<{ deadline: number; resolve(moment: Reservation): void; reject(error: Error): void }> = [];
+  #reserving = false;
   #admitted = 0;
   #limited = 0;
 
@@ -164,15 +168,14 @@ export class AdaptiveLimiter {
     }
     try {
       for (;;) {
-        const now = this.#clock.now();
-        const reservation = await this.#ask((store) => store.reserve(now, deadline, this.#blockedUntil));
-        this.#horizon = Math.max(this.#horizon, reservation.at);
+        const reservation = await this.#reserve(deadline);
         if (!reservation.granted) {
           this.#slots.release();
           return this.#refuse(reservation.at);
         }
-        if (reservation.at <= now) break;
-        await this.#clock.sleep(reservation.at - now, signal);
+        const wait = reservation.at - this.#clock.now();
+        if (wait <= 0) break;
+        await this.#clock.sleep(wait, signal);
         // A 429 may have come back (here or on another replica) while this request slept; its reservation
         // predates the block and must not be used. Any store call sent since the reservation fell due tells
         // (as a rule another request's reservation, when requests follow each other closely): its answer,
@@ -239,6 +242,39 @@ export class AdaptiveLimiter {
 
   stats(): { admitted: number; limited: number } {
     return { admitted: this.#admitted, limited: this.#limited };
+  }
+
+  /**
+   * One store call reserves the moments of every request that asked while the previous call was under way:
+   * one round trip for several requests when they come close together, none added when they do not. The
+   * store reserves them in order, exactly as one call each would.
+   */
+  #reserve(deadline: number): Promise<Reservation> {
+    return new Promise((resolve, reject) => {
+      this.#queued.push({ deadline, resolve, reject });
+      if (!this.#reserving) void this.#reserveQueued();
+    });
+  }
+
+  async #reserveQueued(): Promise<void> {
+    this.#reserving = true;
+    while (this.#queued.length > 0) {
+      const batch = this.#queued;
+      this.#queued = [];
+      const now = this.#clock.now();
+      const deadlines = batch.map((request) => request.deadline);
+      try {
+        const { moments } = await this.#ask((store) => store.reserve(now, deadlines, this.#blockedUntil));
+        batch.forEach((request, index) => {
+          const moment = moments[index] as Reservation;
+          this.#horizon = Math.max(this.#horizon, moment.at);
+          request.resolve(moment);
+        });
+      } catch (error) {
+        for (const request of batch) request.reject(error as Error);
+      }
+    }
+    this.#reserving = false;
   }
 
   /** A store call whose answer tells the block (and maybe the failure count), taken in as it comes. */

@@ -5,6 +5,7 @@ import {
   type BucketState,
   type BucketStore,
   type Reservation,
+  type Reservations,
 } from './token-bucket.js';
 
 /** The bucket of one upstream in this process; the same rules as the Lua script in redis-store.ts. */
@@ -18,13 +19,16 @@ export class MemoryBucketStore implements BucketStore {
     this.#policy = policy;
   }
 
-  reserve(now: number, deadline: number, notBefore: number): Promise<Reservation> {
-    const tat = this.#tat ?? now;
-    const at = Math.ceil(Math.max(now, tat - this.#policy.toleranceMs, this.#blockedUntil, notBefore));
-    const state = { blockedUntil: this.#blockedUntil, consecutiveFailures: this.#failures };
-    if (at > deadline) return Promise.resolve({ granted: false, at, ...state });
-    this.#tat = Math.max(tat, at) + this.#policy.intervalMs;
-    return Promise.resolve({ granted: true, at, ...state });
+  reserve(now: number, deadlines: readonly number[], notBefore: number): Promise<Reservations> {
+    const found = { blockedUntil: this.#blockedUntil, consecutiveFailures: this.#failures };
+    const moments = deadlines.map((deadline): Reservation => {
+      const tat = this.#tat ?? now;
+      const at = Math.ceil(Math.max(now, tat - this.#policy.toleranceMs, this.#blockedUntil, notBefore));
+      if (at > deadline) return { granted: false, at };
+      this.#tat = Math.max(tat, at) + this.#policy.intervalMs;
+      return { granted: true, at };
+    });
+    return Promise.resolve({ ...found, moments });
   }
 
   blockedUntil(): Promise<number> {

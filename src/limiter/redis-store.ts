@@ -7,6 +7,7 @@ import {
   type BucketState,
   type BucketStore,
   type Reservation,
+  type Reservations,
 } from './token-bucket.js';
 
 /** Idle keys outlive the longest block by a day, so a forgotten upstream does not stay in Redis forever. */
@@ -15,18 +16,29 @@ const IDLE_TTL_MS = 86_400_000;
 // Numbers are written with %.17g: Redis's own number-to-string conversion keeps 14 digits, which would
 // round epoch-millisecond timestamps with a fractional interval and let the budget drift.
 const RESERVE = `
-local now, deadline, notBefore = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local interval, tolerance = tonumber(ARGV[4]), tonumber(ARGV[5])
+local now, notBefore = tonumber(ARGV[1]), tonumber(ARGV[2])
+local interval, tolerance = tonumber(ARGV[3]), tonumber(ARGV[4])
 local fields = redis.call('HMGET', KEYS[1], 'tat', 'blockedUntil', 'failures')
 local tat = tonumber(fields[1]) or now
 local blocked = tonumber(fields[2]) or 0
-local failures = tonumber(fields[3]) or 0
-local at = math.ceil(math.max(now, tat - tolerance, blocked, notBefore))
-if at > deadline then return {0, at, math.ceil(blocked), failures} end
-local nextTat = math.max(tat, at) + interval
-redis.call('HSET', KEYS[1], 'tat', string.format('%.17g', nextTat))
-redis.call('PEXPIRE', KEYS[1], math.ceil(math.max(nextTat, blocked) - now) + ${IDLE_TTL_MS})
-return {1, at, math.ceil(blocked), failures}
+local reply = {math.ceil(blocked), tonumber(fields[3]) or 0}
+local reserved = false
+for i = 5, #ARGV do
+  local at = math.ceil(math.max(now, tat - tolerance, blocked, notBefore))
+  if at > tonumber(ARGV[i]) then
+    reply[#reply + 1] = 0
+  else
+    tat = math.max(tat, at) + interval
+    reserved = true
+    reply[#reply + 1] = 1
+  end
+  reply[#reply + 1] = at
+end
+if reserved then
+  redis.call('HSET', KEYS[1], 'tat', string.format('%.17g', tat))
+  redis.call('PEXPIRE', KEYS[1], math.ceil(math.max(tat, blocked) - now) + ${IDLE_TTL_MS})
+end
+return reply
 `;
 
 const FAIL = `
@@ -91,16 +103,18 @@ export class RedisBucketStore implements BucketStore {
     this.#policy = policy;
   }
 
-  async reserve(now: number, deadline: number, notBefore: number): Promise<Reservation> {
-    const reply = await reserveScript.run(this.#redis, this.#key, [
+  async reserve(now: number, deadlines: readonly number[], notBefore: number): Promise<Reservations> {
+    const reply = (await reserveScript.run(this.#redis, this.#key, [
       now,
-      deadline,
       notBefore,
       this.#policy.intervalMs,
       this.#policy.toleranceMs,
-    ]);
-    const [granted, at, blockedUntil, consecutiveFailures] = reply as [number, number, number, number];
-    return { granted: granted === 1, at, blockedUntil, consecutiveFailures };
+      ...deadlines,
+    ])) as number[];
+    const [blockedUntil = 0, consecutiveFailures = 0] = reply;
+    const moments: Reservation[] = [];
+    for (let i = 2; i < reply.length; i += 2) moments.push({ granted: reply[i] === 1, at: reply[i + 1] ?? 0 });
+    return { blockedUntil, consecutiveFailures, moments };
   }
 
   async blockedUntil(): Promise<number> {

@@ -27,22 +27,25 @@ export interface BucketState {
   consecutiveFailures: number;
 }
 
-export type Reservation = (
+export type Reservation =
   /** A moment was reserved; the caller may send at `at` (which may be now). */
   | { granted: true; at: number }
   /** The earliest possible moment is after the deadline; nothing was reserved. */
-  | { granted: false; at: number }
-) &
-  /** The block and failure count as the reservation found them, so that a success that has nothing to reset
-   *  need not be reported. */
-  BucketState;
+  | { granted: false; at: number };
+
+/** One reservation per deadline asked for, in order, and the block and failure count as they were found: a
+ *  success need not be reported when there is nothing to reset. */
+export interface Reservations extends BucketState {
+  moments: Reservation[];
+}
 
 export interface BucketStore {
   /**
-   * Reserves the earliest moment at or after `now`, `notBefore` and any block, if that is no later than
-   * `deadline`. Moments are whole milliseconds, rounded up.
+   * For each deadline in turn, reserves the earliest moment at or after `now`, `notBefore`, any block and
+   * the moments reserved before it, if that is no later than the deadline: exactly what one call per
+   * deadline in that order would reserve. Moments are whole milliseconds, rounded up.
    */
-  reserve(now: number, deadline: number, notBefore: number): Promise<Reservation>;
+  reserve(now: number, deadlines: readonly number[], notBefore: number): Promise<Reservations>;
   /** The moment the upstream is blocked until (0 when it never was). */
   blockedUntil(): Promise<number>;
   /**

@@ -369,6 +369,36 @@ describe('AdaptiveLimiter calls to Redis', () => {
     expect((await scripts()) - before).toBe(8);
   });
 
+  it('reserves the moments of requests that come together in one call, and keeps two replicas within one budget', async () => {
+    const rate = 20;
+    const burst = 5;
+    const clock = new ManualClock();
+    const keyPrefix = uniquePrefix();
+    const replicas = [redisClient(server.url), redisClient(server.url)].map(
+      (redis) => new AdaptiveLimiter({ name: 'together', rate, burst, maxInFlight: 10, clock, redis, keyPrefix }),
+    );
+    const before = await scripts();
+    const admittedAt: number[] = [];
+    const steps = 200;
+    for (let step = 0; step < steps; step += 1) {
+      const now = clock.now();
+      const admissions = await Promise.all(
+        replicas.flatMap((limiter) => Array.from({ length: 10 }, () => limiter.acquire(now))),
+      );
+      for (const admission of admissions) {
+        if (!admission.ok) continue;
+        admittedAt.push(now);
+        admission.release();
+      }
+      await clock.advance(250);
+    }
+    const elapsed = steps * 250;
+    expect(worstExcess(admittedAt, rate, burst)).toBeLessThanOrEqual(1e-9);
+    expect(admittedAt.length).toBeGreaterThan(0.95 * ((rate * elapsed) / 1000));
+    // Twenty requests a step: on each replica the first goes alone and the other nine together after it.
+    expect((await scripts()) - before).toBeLessThanOrEqual(4 * steps);
+  });
+
   it('asks Redis for the block once for the requests that wake together, not once each', async () => {
     const clock = new ManualClock();
     // Sixteen requests a millisecond (exact in binary): seventeen go at once, the next sixteen are all due
