@@ -40,7 +40,8 @@ export interface HttpUpstreamOptions {
   clock?: Clock;
   /**
    * In real time, for each stage of a request: getting a connection, waiting for the answer's headers after
-   * sending, and waiting for each further piece of the body (default 10 s).
+   * sending, and waiting for each further piece of the body (default 10 s). undici keeps the last two on its
+   * own coarse timers, which fire up to about a second late.
    */
   timeoutMs?: number;
   /** Extra attempts after a 429, a 5xx, a timeout or unreadable JSON (default 2). */
