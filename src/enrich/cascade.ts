@@ -73,10 +73,10 @@ const EMPTY_SOURCES: StoredSources = { maxmind: null, cymru: null, greynoise: nu
 /** Durations are measured in real time whatever clock decides freshness: they describe this process. */
 const elapsed = (since: number) => Math.round((performance.now() - since) * 100) / 100;
 
+const noLookups = (): SourceCounters => ({ lookups: 0, ok: 0, notFound: 0, errors: 0, rateLimited: 0 });
+
 function emptyCounters(): Record<SourceName, SourceCounters> {
-  return Object.fromEntries(
-    SOURCE_NAMES.map((source) => [source, { lookups: 0, ok: 0, notFound: 0, errors: 0, rateLimited: 0 }]),
-  ) as Record<SourceName, SourceCounters>;
+  return { maxmind: noLookups(), cymru: noLookups(), greynoise: noLookups(), dshield: noLookups() };
 }
 
 function count(counters: SourceCounters, outcome: SourceOutcome<unknown>): void {
@@ -120,16 +120,21 @@ export class Enricher {
     };
     const work = new Map<string, Work>();
     for (const ip of unique) work.set(ip, { ip, known: undefined, outcomes: {}, update: {}, saved: new Set(), counted: false });
-    // Chunks are collected one after another (tiers, MaxMind, then their queries leave) so that the first
-    // bulk query is not held back by the collection of the whole list; their answers overlap freely.
-    let collected: Promise<unknown> = Promise.resolve();
-    await Promise.all(
-      chunks([...work.values()], this.deps.chunkSize).map((items) => {
-        const chunk = this.enrichChunk(items, plan, collected);
-        collected = chunk.collected;
-        return chunk.done;
-      }),
-    );
+    const items = [...work.values()];
+    if (items.length <= this.deps.chunkSize) {
+      await this.enrichChunk(items, plan, Promise.resolve()).done;
+    } else {
+      // Chunks are collected one after another (tiers, MaxMind, then their queries leave) so that the first
+      // bulk query is not held back by the collection of the whole list; their answers overlap freely.
+      let collected: Promise<unknown> = Promise.resolve();
+      await Promise.all(
+        chunks(items, this.deps.chunkSize).map((part) => {
+          const chunk = this.enrichChunk(part, plan, collected);
+          collected = chunk.collected;
+          return chunk.done;
+        }),
+      );
+    }
 
     const results = request.inputs.map((input, index) => {
       const address = parsed[index] as ParsedAddress;
