@@ -92,8 +92,8 @@ function count(counters: SourceCounters, outcome: SourceOutcome<unknown>): void 
  * answer in input order. Work for an address is done once however often it appears in the list.
  *
  * A list is cut into chunks of one Team Cymru query each, and every chunk runs its own pipeline (tiers,
- * MaxMind, the upstreams, persistence) at once: the first bulk query leaves as soon as its chunk is
- * collected, and a chunk is merged and written while other chunks' queries are still in flight. The
+ * MaxMind, the upstreams, persistence): the first bulk query leaves as soon as its chunk is collected,
+ * and a chunk is merged and written while other chunks' queries are still in flight. The
  * sources bound their own concurrency, so many chunks never mean more connections.
  */
 export class Enricher {
@@ -120,21 +120,16 @@ export class Enricher {
     };
     const work = new Map<string, Work>();
     for (const ip of unique) work.set(ip, { ip, known: undefined, outcomes: {}, update: {}, saved: new Set(), counted: false });
-    const items = [...work.values()];
-    if (items.length <= this.deps.chunkSize) {
-      await this.enrichChunk(items, plan, Promise.resolve()).done;
-    } else {
-      // Chunks are collected one after another (tiers, MaxMind, then their queries leave) so that the first
-      // bulk query is not held back by the collection of the whole list; their answers overlap freely.
-      let collected: Promise<unknown> = Promise.resolve();
-      await Promise.all(
-        chunks(items, this.deps.chunkSize).map((part) => {
-          const chunk = this.enrichChunk(part, plan, collected);
-          collected = chunk.collected;
-          return chunk.done;
-        }),
-      );
-    }
+    // Chunks are collected one after another (tiers, MaxMind, then their queries leave) so that the first
+    // bulk query is not held back by the collection of the whole list; their answers overlap freely.
+    let collected: Promise<unknown> = Promise.resolve();
+    await Promise.all(
+      chunks([...work.values()], this.deps.chunkSize).map((part) => {
+        const chunk = this.enrichChunk(part, plan, collected);
+        collected = chunk.collected;
+        return chunk.done;
+      }),
+    );
 
     const results = request.inputs.map((input, index) => {
       const address = parsed[index] as ParsedAddress;
