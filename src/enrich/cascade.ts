@@ -5,14 +5,13 @@ import type { RecordStore, RecordUpdate } from '../db/record-store.js';
 import { parseAddress, type ParsedAddress } from '../ip/address.js';
 import {
   SOURCE_NAMES,
-  type IpRecord,
   type SourceName,
   type SourceOutcome,
   type StoredRecord,
   type StoredSourceState,
   type StoredSources,
 } from '../record/model.js';
-import { routableView, unroutedView, type Outcomes } from './record-view.js';
+import { routableJson, unroutedView, type Outcomes } from './record-view.js';
 import type { LookupRecorder } from './lookup-recorder.js';
 import type { EnrichStats, SourceCounters } from './stats.js';
 import type { Freshness, PerAddressSource, SourceSet } from './sources.js';
@@ -26,7 +25,8 @@ export interface EnrichRequest {
 }
 
 export interface EnrichResult {
-  results: IpRecord[];
+  /** One IpRecord per input, in input order, already serialized as JSON. */
+  results: string[];
   stats: EnrichStats;
 }
 
@@ -133,9 +133,9 @@ export class Enricher {
 
     const results = request.inputs.map((input, index) => {
       const address = parsed[index] as ParsedAddress;
-      if (address.kind !== 'routable') return unroutedView(input, address);
+      if (address.kind !== 'routable') return JSON.stringify(unroutedView(input, address));
       const item = work.get(address.ip)!;
-      return routableView(input, item.merged!, item.outcomes);
+      return routableJson(input, item.merged!, item.outcomes);
     });
     const { stats } = plan;
     stats.durationMs = elapsed(started);
@@ -162,11 +162,15 @@ export class Enricher {
     const unchanged: string[] = [];
     for (const item of items) {
       const changed = item.saved.size > 0;
-      item.merged = {
-        ip: item.ip,
-        sources: changed ? { ...(item.known?.sources ?? EMPTY_SOURCES), ...item.update } : (item.known?.sources ?? EMPTY_SOURCES),
-        updatedAt: changed || !item.known ? plan.at.toISOString() : item.known.updatedAt,
-      };
+      // An unchanged record stays the very object the tiers gave, so its serialized answer can be reused.
+      item.merged =
+        !changed && item.known
+          ? item.known
+          : {
+              ip: item.ip,
+              sources: { ...(item.known?.sources ?? EMPTY_SOURCES), ...item.update },
+              updatedAt: plan.at.toISOString(),
+            };
       if (changed || fromL2.has(item.ip)) cacheable.push(item.merged);
       else if (item.known) unchanged.push(item.ip);
     }

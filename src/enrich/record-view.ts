@@ -63,6 +63,40 @@ export function routableView(input: string, record: StoredRecord, outcomes: Outc
   };
 }
 
+/** Outcomes that say the same thing every time: nothing was fetched, for a reason that does not change. */
+const STATIC: ReadonlySet<string> = new Set(['skipped', 'disabled', 'unavailable', 'unsupported']);
+
+/** Serialized answers by stored record object, then by what else shaped them (input and static outcomes). */
+const serialized = new WeakMap<StoredRecord, Map<string, string>>();
+
+function staticKey(input: string, outcomes: Outcomes): string | undefined {
+  let key = input;
+  for (const source of SOURCE_NAMES) {
+    const outcome = outcomes[source];
+    if (!outcome) continue;
+    if (!STATIC.has(outcome.status)) return undefined;
+    key += `\n${source}:${outcome.status}:${'reason' in outcome ? (outcome.reason ?? '') : ''}`;
+  }
+  return key;
+}
+
+/**
+ * The answer for one routable address as JSON text. An address answered from the cache tiers with
+ * nothing fetched gives the same text each time for the same stored record, so that text is made once
+ * per record version; a repeated list or a hot address then costs no serialization.
+ */
+export function routableJson(input: string, record: StoredRecord, outcomes: Outcomes): string {
+  const key = staticKey(input, outcomes);
+  if (key === undefined) return JSON.stringify(routableView(input, record, outcomes));
+  let byKey = serialized.get(record);
+  const hit = byKey?.get(key);
+  if (hit !== undefined) return hit;
+  const json = JSON.stringify(routableView(input, record, outcomes));
+  if (!byKey) serialized.set(record, (byKey = new Map<string, string>()));
+  byKey.set(key, json);
+  return json;
+}
+
 /** The answer for an input that is not looked up: not an address, or a private/reserved one. */
 export function unroutedView(input: string, parsed: Exclude<ParsedAddress, { kind: 'routable' }>): IpRecord {
   const common = { input, asn: null, geo: null, greynoise: null, dshield: null, sources: NO_SOURCES, updatedAt: null };

@@ -4,6 +4,7 @@ import { tooManyAddresses } from '../errors.js';
 import { SOURCE_NAMES } from '../record/model.js';
 import { EnrichStatsSchema } from '../enrich/stats.js';
 import { problemResponses } from './problems.js';
+import { sendSerialized } from './serialized.js';
 import { StringEnum } from '../schema.js';
 
 export const SourceNameSchema = StringEnum(SOURCE_NAMES);
@@ -49,13 +50,15 @@ const enrichRoute: FastifyPluginAsyncTypebox = async (app) => {
         }
       },
     },
-    async (request) =>
-      app.services.enricher.enrich({
+    async (request, reply) => {
+      const { results, stats } = await app.services.enricher.enrich({
         inputs: request.body.ips,
         sources: request.body.sources,
         refresh: request.body.refresh,
         deadline: app.services.clock.now() + app.config.ENRICH_DEADLINE_MS,
-      }),
+      });
+      return sendSerialized(reply, `{"results":[${results.join(',')}],"stats":${JSON.stringify(stats)}}`);
+    },
   );
 };
 

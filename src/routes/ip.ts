@@ -4,6 +4,7 @@ import { badRequest } from '../errors.js';
 import { parseAddress } from '../ip/address.js';
 import { SourceNameSchema } from './enrich.js';
 import { problemResponses } from './problems.js';
+import { sendSerialized } from './serialized.js';
 
 const ipRoute: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
@@ -27,7 +28,7 @@ const ipRoute: FastifyPluginAsyncTypebox = async (app) => {
         },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const parsed = parseAddress(request.params.addr);
       if (parsed.kind === 'invalid') {
         throw badRequest('invalid-address', `${JSON.stringify(request.params.addr)} is not an IP address: ${parsed.error}`);
@@ -38,7 +39,7 @@ const ipRoute: FastifyPluginAsyncTypebox = async (app) => {
         refresh: request.query.refresh,
         deadline: app.services.clock.now() + app.config.ENRICH_DEADLINE_MS,
       });
-      return results[0]!;
+      return sendSerialized(reply, results[0]!);
     },
   );
 };
