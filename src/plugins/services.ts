@@ -11,7 +11,7 @@ import { systemClock, type Clock } from '../clock.js';
 import { durationToMs, type Config } from '../config.js';
 import { connectDatabase, type DatabaseHandle } from '../db/client.js';
 import { startEmbeddedDatabase } from '../db/embedded.js';
-import { applyMigrations } from '../db/migrate.js';
+import { applyMigrations, MigrationError } from '../db/migrate.js';
 import { RecordStore } from '../db/record-store.js';
 import { Enricher } from '../enrich/cascade.js';
 import { LookupRecorder } from '../enrich/lookup-recorder.js';
@@ -82,7 +82,13 @@ async function services(app: FastifyInstance, options: { config: Config; overrid
     defaults.push(`DATABASE_URL unset: embedded PostgreSQL (PGlite) in DATA_DIR ${config.DATA_DIR}`);
   }
   closers.push(() => database.close());
-  await applyMigrations(database.pool, { logger });
+  try {
+    await applyMigrations(database.pool, { logger });
+  } catch (error) {
+    if (error instanceof MigrationError) throw error;
+    const where = config.DATABASE_URL ? 'the database at DATABASE_URL' : `the embedded database in DATA_DIR ${config.DATA_DIR}`;
+    throw new Error(`cannot reach ${where}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  }
   const store = new RecordStore(database);
 
   let redis: Redis | undefined;

@@ -2,6 +2,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApp } from '../../src/app.js';
+import { loadConfig } from '../../src/config.js';
 import type { IpRecord } from '../../src/record/model.js';
 import { startHarness, type Harness } from '../support/app.js';
 
@@ -42,5 +44,12 @@ describe('with no DATABASE_URL and no REDIS_URL', () => {
     const response = await harness.app.inject({ method: 'GET', url: '/ip/45.93.1.1?sources=maxmind&sources=cymru' });
     expect(response.json<IpRecord>()).toMatchObject({ status: 'ok', asn: { number: 1045 } });
     expect(harness.cymru.connections.length).toBe(before);
+  });
+});
+
+describe('booting without a reachable database', () => {
+  it('fails with a message naming DATABASE_URL', async () => {
+    const config = loadConfig({}, { DATABASE_URL: 'postgresql://postgres@127.0.0.1:1/nothing', LOG_LEVEL: 'silent' });
+    await expect(buildApp(config)).rejects.toThrow(/cannot reach the database at DATABASE_URL: .*ECONNREFUSED/);
   });
 });
