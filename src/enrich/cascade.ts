@@ -145,7 +145,7 @@ export class Enricher {
 
   private enrichChunk(items: Work[], plan: Plan, previous: Promise<unknown>) {
     const collection = previous.then(async () => {
-      const fromL2 = plan.refresh ? new Set<string>() : await this.readTiers(items, plan.stats);
+      const fromL2 = await this.readTiers(items, plan.stats, !plan.refresh);
       return { fromL2, answers: this.fetch(items, plan) };
     });
     return {
@@ -178,20 +178,27 @@ export class Enricher {
     if (cacheable.length > 0) await this.deps.cache.setMany(cacheable);
   }
 
-  /** Fills `known` from L1, then L2 for what L1 lacks; answers which addresses came from L2. */
-  private async readTiers(items: Work[], stats: EnrichStats): Promise<Set<string>> {
-    let started = performance.now();
-    const cached = await this.deps.cache.getMany(items.map((item) => item.ip));
-    stats.tiers.l1.hits += cached.size;
-    stats.tiers.l1.misses += items.length - cached.size;
-    stats.tiers.l1.durationMs += elapsed(started);
+  /**
+   * Fills `known` from L1, then L2 for what L1 lacks; answers which addresses came from L2. A refresh skips
+   * L1 but still reads the stored records: they are not used as fresh, but a source that fails now must
+   * not erase what the record already holds from it.
+   */
+  private async readTiers(items: Work[], stats: EnrichStats, useL1: boolean): Promise<Set<string>> {
+    let cached = new Map<string, StoredRecord>();
+    if (useL1) {
+      const started = performance.now();
+      cached = await this.deps.cache.getMany(items.map((item) => item.ip));
+      stats.tiers.l1.hits += cached.size;
+      stats.tiers.l1.misses += items.length - cached.size;
+      stats.tiers.l1.durationMs += elapsed(started);
+    }
     const missing: Work[] = [];
     for (const item of items) {
       item.known = cached.get(item.ip);
       if (!item.known) missing.push(item);
     }
     if (missing.length === 0) return new Set();
-    started = performance.now();
+    const started = performance.now();
     const stored = await this.deps.store.load(missing.map((item) => item.ip));
     stats.tiers.l2.hits += stored.size;
     stats.tiers.l2.misses += missing.length - stored.size;

@@ -88,6 +88,21 @@ describe('GreyNoise and DShield in the record', () => {
     expect(harness.dshield.requestsFor('45.83.64.3')[0]!.headers['user-agent']).toBe('ip-enrich/0.1.0 (soc@example.org)');
   });
 
+  it('keeps what is stored of a source that fails during a refresh', async () => {
+    harness.greynoise.respondTo(
+      '45.83.64.6',
+      respond.json({ ip: '45.83.64.6', noise: true, riot: false, classification: 'malicious', message: 'Success' }),
+    );
+    await enrich(harness, { ips: ['45.83.64.6'] });
+    harness.greynoise.respondTo('45.83.64.6', respond.serverError());
+    const [refreshed] = await enrich(harness, { ips: ['45.83.64.6'], refresh: true });
+    expect(refreshed!.sources.greynoise.status).toBe('error');
+    expect(refreshed!.greynoise).toMatchObject({ noise: true, classification: 'malicious' });
+    expect(refreshed!.sources.greynoise.fetchedAt).not.toBeNull();
+    const [later] = await enrich(harness, { ips: ['45.83.64.6'], sources: ['maxmind'] });
+    expect(later!.greynoise).toMatchObject({ noise: true, classification: 'malicious' });
+  });
+
   it('marks an upstream error on the address only, and leaves the record to be filled next time', async () => {
     harness.greynoise.respondTo('45.83.64.4', respond.serverError());
     const results = await enrich(harness, { ips: ['45.83.64.4', '45.83.64.5'], sources: ['greynoise'] });
