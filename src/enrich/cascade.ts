@@ -54,6 +54,8 @@ interface Work {
   saved: Set<SourceName>;
   /** Whether this request's lookup was already counted in the stored lookup count. */
   counted: boolean;
+  /** Read from L2 (not L1), so L1 is to be filled with it. */
+  fromL2: boolean;
   /** The record as merged once the address's work is done. */
   merged?: StoredRecord;
 }
@@ -119,7 +121,7 @@ export class Enricher {
       },
     };
     const work = new Map<string, Work>();
-    for (const ip of unique) work.set(ip, { ip, known: undefined, outcomes: {}, update: {}, saved: new Set(), counted: false });
+    for (const ip of unique) work.set(ip, { ip, known: undefined, fromL2: false, outcomes: {}, update: {}, saved: new Set(), counted: false });
     // Chunks are collected one after another (tiers, MaxMind, then their queries leave) so that the first
     // bulk query is not held back by the collection of the whole list; their answers overlap freely.
     let collected: Promise<unknown> = Promise.resolve();
@@ -145,19 +147,20 @@ export class Enricher {
 
   private enrichChunk(items: Work[], plan: Plan, previous: Promise<unknown>) {
     const collection = previous.then(async () => {
-      const fromL2 = await this.readTiers(items, plan.stats, !plan.refresh);
-      return { fromL2, answers: this.fetch(items, plan) };
+      await this.readTiers(items, plan.stats, !plan.refresh);
+      // Wrapped, so that the collection settles once the queries have left, not when they have answered.
+      return { answers: this.fetch(items, plan) };
     });
     return {
       collected: collection.then(() => undefined, () => undefined),
-      done: collection.then(async ({ fromL2, answers }) => {
+      done: collection.then(async ({ answers }) => {
         await answers;
-        await this.finishChunk(items, plan, fromL2);
+        await this.finishChunk(items, plan);
       }),
     };
   }
 
-  private async finishChunk(items: Work[], plan: Plan, fromL2: Set<string>): Promise<void> {
+  private async finishChunk(items: Work[], plan: Plan): Promise<void> {
     const cacheable: StoredRecord[] = [];
     const unchanged: string[] = [];
     for (const item of items) {
@@ -171,7 +174,7 @@ export class Enricher {
               sources: { ...(item.known?.sources ?? EMPTY_SOURCES), ...item.update },
               updatedAt: plan.at.toISOString(),
             };
-      if (changed || fromL2.has(item.ip)) cacheable.push(item.merged);
+      if (changed || item.fromL2) cacheable.push(item.merged);
       else if (item.known) unchanged.push(item.ip);
     }
     this.deps.lookups.record(unchanged);
@@ -179,11 +182,11 @@ export class Enricher {
   }
 
   /**
-   * Fills `known` from L1, then L2 for what L1 lacks; answers which addresses came from L2. A refresh skips
+   * Fills `known` from L1, then L2 for what L1 lacks. A refresh skips
    * L1 but still reads the stored records: they are not used as fresh, but a source that fails now must
    * not erase what the record already holds from it.
    */
-  private async readTiers(items: Work[], stats: EnrichStats, useL1: boolean): Promise<Set<string>> {
+  private async readTiers(items: Work[], stats: EnrichStats, useL1: boolean): Promise<void> {
     let cached = new Map<string, StoredRecord>();
     if (useL1) {
       const started = performance.now();
@@ -197,14 +200,16 @@ export class Enricher {
       item.known = cached.get(item.ip);
       if (!item.known) missing.push(item);
     }
-    if (missing.length === 0) return new Set();
+    if (missing.length === 0) return;
     const started = performance.now();
     const stored = await this.deps.store.load(missing.map((item) => item.ip));
     stats.tiers.l2.hits += stored.size;
     stats.tiers.l2.misses += missing.length - stored.size;
     stats.tiers.l2.durationMs += elapsed(started);
-    for (const item of missing) item.known = stored.get(item.ip);
-    return new Set(stored.keys());
+    for (const item of missing) {
+      item.known = stored.get(item.ip);
+      item.fromL2 = item.known !== undefined;
+    }
   }
 
   private isFresh(source: Exclude<SourceName, 'maxmind'>, state: StoredSourceState<unknown> | null | undefined, now: number) {
