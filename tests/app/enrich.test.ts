@@ -106,6 +106,14 @@ describe('POST /enrich', () => {
     expect(json.results[0]).toMatchObject({ status: 'ok', asn: null, sources: { cymru: { status: 'not_found' } } });
   });
 
+  it('caches a Team Cymru NA like an answer: the next request does not ask again', async () => {
+    await enrich({ ips: ['198.41.0.250'], sources: ['maxmind', 'cymru'] });
+    const before = harness.cymru.connections.length;
+    const { json } = await enrich({ ips: ['198.41.0.250'], sources: ['maxmind', 'cymru'] });
+    expect(json.results[0]!.sources.cymru.status).toBe('not_found');
+    expect(harness.cymru.connections.length).toBe(before);
+  });
+
   it('persists the merged record in PostgreSQL and updates it when enriched again', async () => {
     await enrich({ ips: ['1.1.1.1'], sources: ['maxmind', 'cymru'] });
     const first = await db.query<{ cymru: { name: string }; lookup_count: number; updated_at: Date }>(
