@@ -23,8 +23,9 @@ export class ProblemError extends Error {
     readonly title: string,
     detail: string,
     readonly headers: Record<string, string> = {},
+    options?: ErrorOptions,
   ) {
-    super(detail);
+    super(detail, options);
     this.name = 'ProblemError';
   }
 }
@@ -32,8 +33,8 @@ export class ProblemError extends Error {
 export const badRequest = (code: string, detail: string) => new ProblemError(400, code, 'Bad Request', detail);
 export const tooManyAddresses = (detail: string) =>
   new ProblemError(413, 'too-many-addresses', 'Payload Too Large', detail);
-export const serviceUnavailable = (code: string, detail: string) =>
-  new ProblemError(503, code, 'Service Unavailable', detail);
+export const serviceUnavailable = (code: string, detail: string, options?: ErrorOptions) =>
+  new ProblemError(503, code, 'Service Unavailable', detail, {}, options);
 
 interface ProblemBody {
   type: string;

@@ -1,4 +1,5 @@
 import { chunks } from '../chunks.js';
+import { serviceUnavailable } from '../errors.js';
 import type { DatabaseHandle } from './client.js';
 import {
   SOURCE_NAMES,
@@ -87,6 +88,18 @@ function updateToRow(update: RecordUpdate): Record<string, unknown> {
   return row;
 }
 
+/**
+ * A failed statement is the database being away (these statements are fixed and tested), so the request
+ * is answered 503 with a stable code; the cause stays attached for the log.
+ */
+async function unavailableOnFailure<T>(work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (error) {
+    throw serviceUnavailable('database-unavailable', 'the database did not answer; try again shortly', { cause: error });
+  }
+}
+
 /** Rows per statement: large lists are split so that PostgreSQL parses and writes the parts on several backends at once. */
 const CHUNK = 2500;
 
@@ -101,7 +114,7 @@ export class RecordStore {
   async load(ips: readonly string[]): Promise<Map<string, StoredRecord>> {
     const found = new Map<string, StoredRecord>();
     if (ips.length === 0) return found;
-    const results = await Promise.all(chunks(ips, CHUNK).map((part) => this.database.pool.query<Row>(SELECT_SQL, [part])));
+    const results = await unavailableOnFailure(Promise.all(chunks(ips, CHUNK).map((part) => this.database.pool.query<Row>(SELECT_SQL, [part]))));
     for (const { rows } of results) for (const row of rows) found.set(row.ip, rowToRecord(row));
     return found;
   }
@@ -124,7 +137,7 @@ export class RecordStore {
       );
     }
     const rows = [...byIp.values()].map(updateToRow);
-    await Promise.all(chunks(rows, CHUNK).map((part) => this.database.pool.query(UPSERT_SQL, [JSON.stringify(part), at])));
+    await unavailableOnFailure(Promise.all(chunks(rows, CHUNK).map((part) => this.database.pool.query(UPSERT_SQL, [JSON.stringify(part), at]))));
   }
 
   async ping(): Promise<void> {

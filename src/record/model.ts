@@ -24,7 +24,6 @@ export const SourceStatusSchema = StringEnum(
       'for this kind of address; rate_limited: the upstream budget ran out before the deadline (see retryAt)',
   },
 );
-export type SourceStatus = Static<typeof SourceStatusSchema>;
 
 export const AsnSchema = Type.Object(
   {
@@ -101,7 +100,6 @@ export const RecordStatusSchema = StringEnum(
       'private or reserved address, not looked up; invalid: the input is not an IP address',
   },
 );
-export type RecordStatus = Static<typeof RecordStatusSchema>;
 
 export const IpRecordSchema = Type.Object(
   {
