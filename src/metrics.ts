@@ -1,6 +1,116 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { EnrichStats } from './enrich/stats.js';
 import { SOURCE_NAMES } from './record/model.js';
+
+type Labels = Record<string, string>;
+
+/** One label set of a counter: increments are plain additions, handed to prom-client when scraped. */
+interface Tally {
+  pending: number;
+}
+
+/**
+ * A Prometheus counter fed on every request. prom-client hashes the label set and allocates on each
+ * increment, which was a measurable share of a cached GET /ip/:addr; here an increment is an addition.
+ */
+class DeferredCounter {
+  private readonly tallies: Array<Tally & { labels: Labels }> = [];
+
+  constructor(registry: Registry, name: string, help: string, labelNames: readonly string[]) {
+    const tallies = this.tallies;
+    new Counter({
+      name,
+      help,
+      labelNames,
+      registers: [registry],
+      collect() {
+        for (const tally of tallies) {
+          this.inc(tally.labels, tally.pending);
+          tally.pending = 0;
+        }
+      },
+    });
+  }
+
+  tally(labels: Labels): Tally {
+    const tally = { labels, pending: 0 };
+    this.tallies.push(tally);
+    return tally;
+  }
+}
+
+/** What prom-client's registry reads from a metric when it is scraped. */
+interface Exposition {
+  name: string;
+  help: string;
+  type: 'histogram';
+  aggregator: 'sum';
+  values: Array<{ metricName: string; labels: Record<string, string | number>; value: number }>;
+}
+
+/** One label set of a histogram: `counts[i]` observations fell in bucket i (the last is +Inf). */
+interface Series {
+  labels: Labels;
+  counts: number[];
+  sum: number;
+  count: number;
+}
+
+/**
+ * A Prometheus histogram with the same exposition as prom-client's, for the same reason as
+ * DeferredCounter: an observation is a bucket search over a handful of bounds and three additions.
+ */
+class DirectHistogram {
+  readonly type = 'histogram';
+  readonly aggregator = 'sum';
+  private readonly series: Series[] = [];
+
+  constructor(
+    registry: Registry,
+    readonly name: string,
+    readonly help: string,
+    private readonly buckets: readonly number[],
+  ) {
+    registry.registerMetric(this as never);
+  }
+
+  /** Observations of one label set; bind it once and observe on it. */
+  bind(labels: Labels = {}): (value: number) => void {
+    const series: Series = { labels, counts: Array<number>(this.buckets.length + 1).fill(0), sum: 0, count: 0 };
+    this.series.push(series);
+    const { buckets } = this;
+    return (value) => {
+      let bucket = 0;
+      while (bucket < buckets.length && value > (buckets[bucket] as number)) bucket += 1;
+      series.counts[bucket] = (series.counts[bucket] as number) + 1;
+      series.sum += value;
+      series.count += 1;
+    };
+  }
+
+  get(): Promise<Exposition> {
+    const values: Exposition['values'] = [];
+    for (const { labels, counts, sum, count } of this.series) {
+      let cumulative = 0;
+      counts.forEach((inBucket, bucket) => {
+        cumulative += inBucket;
+        const le = bucket < this.buckets.length ? (this.buckets[bucket] as number) : '+Inf';
+        values.push({ metricName: `${this.name}_bucket`, labels: { ...labels, le }, value: cumulative });
+      });
+      values.push({ metricName: `${this.name}_sum`, labels, value: sum });
+      values.push({ metricName: `${this.name}_count`, labels, value: count });
+    }
+    return Promise.resolve({ name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values });
+  }
+
+  reset(): void {
+    for (const series of this.series) {
+      series.counts.fill(0);
+      series.sum = 0;
+      series.count = 0;
+    }
+  }
+}
 
 interface UpstreamGauges {
   cymruQueries(): number;
@@ -16,37 +126,33 @@ interface UpstreamGauges {
  */
 export class Metrics {
   readonly registry = new Registry();
-  private readonly tierLookups = new Counter({
-    name: 'ipenrich_cache_lookups_total',
-    help: 'addresses looked up in a cache tier, by result',
-    labelNames: ['tier', 'result'] as const,
-    registers: [this.registry],
-  });
-  private readonly tierLatency = new Histogram({
-    name: 'ipenrich_cache_read_seconds',
-    help: 'time to read one request’s addresses from a cache tier',
-    labelNames: ['tier'] as const,
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
-    registers: [this.registry],
-  });
-  private readonly upstreamLookups = new Counter({
-    name: 'ipenrich_upstream_lookups_total',
-    help: 'addresses asked of an upstream source, by outcome',
-    labelNames: ['source', 'outcome'] as const,
-    registers: [this.registry],
-  });
-  private readonly addresses = new Counter({
-    name: 'ipenrich_addresses_total',
-    help: 'strings received for enrichment, by kind',
-    labelNames: ['kind'] as const,
-    registers: [this.registry],
-  });
-  private readonly requestDuration = new Histogram({
-    name: 'ipenrich_enrich_seconds',
-    help: 'time to enrich one request',
-    buckets: [0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300],
-    registers: [this.registry],
-  });
+  private readonly tierLookups = new DeferredCounter(
+    this.registry,
+    'ipenrich_cache_lookups_total',
+    'addresses looked up in a cache tier, by result',
+    ['tier', 'result'],
+  );
+  private readonly tierLatency = new DirectHistogram(
+    this.registry,
+    'ipenrich_cache_read_seconds',
+    'time to read one request’s addresses from a cache tier',
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+  );
+  private readonly upstreamLookups = new DeferredCounter(
+    this.registry,
+    'ipenrich_upstream_lookups_total',
+    'addresses asked of an upstream source, by outcome',
+    ['source', 'outcome'],
+  );
+  private readonly addresses = new DeferredCounter(this.registry, 'ipenrich_addresses_total', 'strings received for enrichment, by kind', [
+    'kind',
+  ]);
+  private readonly requestDuration = new DirectHistogram(
+    this.registry,
+    'ipenrich_enrich_seconds',
+    'time to enrich one request',
+    [0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300],
+  );
 
   constructor(gauges: UpstreamGauges) {
     collectDefaultMetrics({ register: this.registry, prefix: 'ipenrich_' });
@@ -76,48 +182,45 @@ export class Metrics {
     });
   }
 
-  /**
-   * Label children are bound once: resolving labels per observation (hashing the label set) was a
-   * measurable share of a cached GET /ip/:addr.
-   */
+  /** Label sets are bound once, so that observing a request never builds or hashes one. */
   private readonly bound = {
     tiers: (['l1', 'l2'] as const).map((tier) => ({
       tier,
-      hit: this.tierLookups.labels(tier, 'hit'),
-      miss: this.tierLookups.labels(tier, 'miss'),
-      latency: this.tierLatency.labels(tier),
+      hit: this.tierLookups.tally({ tier, result: 'hit' }),
+      miss: this.tierLookups.tally({ tier, result: 'miss' }),
+      latency: this.tierLatency.bind({ tier }),
     })),
     sources: SOURCE_NAMES.map((source) => ({
       source,
-      ok: this.upstreamLookups.labels(source, 'ok'),
-      notFound: this.upstreamLookups.labels(source, 'not_found'),
-      errors: this.upstreamLookups.labels(source, 'error'),
-      rateLimited: this.upstreamLookups.labels(source, 'rate_limited'),
+      ok: this.upstreamLookups.tally({ source, outcome: 'ok' }),
+      notFound: this.upstreamLookups.tally({ source, outcome: 'not_found' }),
+      errors: this.upstreamLookups.tally({ source, outcome: 'error' }),
+      rateLimited: this.upstreamLookups.tally({ source, outcome: 'rate_limited' }),
     })),
-    routable: this.addresses.labels('routable'),
-    invalid: this.addresses.labels('invalid'),
-    bogon: this.addresses.labels('bogon'),
+    routable: this.addresses.tally({ kind: 'routable' }),
+    invalid: this.addresses.tally({ kind: 'invalid' }),
+    bogon: this.addresses.tally({ kind: 'bogon' }),
+    duration: this.requestDuration.bind(),
   };
 
   observe(stats: EnrichStats): void {
     for (const { tier, hit, miss, latency } of this.bound.tiers) {
       const { hits, misses, durationMs } = stats.tiers[tier];
-      if (hits) hit.inc(hits);
-      if (misses) miss.inc(misses);
-      if (hits + misses > 0) latency.observe(durationMs / 1000);
+      hit.pending += hits;
+      miss.pending += misses;
+      if (hits + misses > 0) latency(durationMs / 1000);
     }
     for (const bound of this.bound.sources) {
       const counters = stats.sources[bound.source];
-      if (counters.lookups === 0) continue;
-      if (counters.ok) bound.ok.inc(counters.ok);
-      if (counters.notFound) bound.notFound.inc(counters.notFound);
-      if (counters.errors) bound.errors.inc(counters.errors);
-      if (counters.rateLimited) bound.rateLimited.inc(counters.rateLimited);
+      bound.ok.pending += counters.ok;
+      bound.notFound.pending += counters.notFound;
+      bound.errors.pending += counters.errors;
+      bound.rateLimited.pending += counters.rateLimited;
     }
-    if (stats.unique) this.bound.routable.inc(stats.unique);
-    if (stats.invalid) this.bound.invalid.inc(stats.invalid);
-    if (stats.bogon) this.bound.bogon.inc(stats.bogon);
-    this.requestDuration.observe(stats.durationMs / 1000);
+    this.bound.routable.pending += stats.unique;
+    this.bound.invalid.pending += stats.invalid;
+    this.bound.bogon.pending += stats.bogon;
+    this.bound.duration(stats.durationMs / 1000);
   }
 
   async text(): Promise<string> {

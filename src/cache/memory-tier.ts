@@ -20,6 +20,10 @@ export class MemoryTier implements RecordCache {
     return Promise.resolve(found);
   }
 
+  peek(ip: string): StoredRecord | undefined {
+    return this.cache.get(ip);
+  }
+
   setMany(records: readonly StoredRecord[]): Promise<void> {
     for (const record of records) this.cache.set(record.ip, record);
     return Promise.resolve();

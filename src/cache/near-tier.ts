@@ -24,6 +24,10 @@ export class NearTier implements RecordCache {
     return found;
   }
 
+  peek(ip: string): StoredRecord | undefined {
+    return this.local.peek(ip);
+  }
+
   async setMany(records: readonly StoredRecord[]): Promise<void> {
     await Promise.all([this.local.setMany(records), this.remote.setMany(records)]);
   }

@@ -44,6 +44,10 @@ export class RedisTier implements RecordCache {
     return found;
   }
 
+  peek(): undefined {
+    return undefined;
+  }
+
   async setMany(records: readonly StoredRecord[]): Promise<void> {
     if (records.length === 0 || this.redis.status !== 'ready') return;
     const pipeline = this.redis.pipeline();

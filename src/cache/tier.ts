@@ -4,6 +4,8 @@ import type { StoredRecord } from '../record/model.js';
 export interface RecordCache {
   readonly kind: 'redis' | 'memory';
   getMany(ips: readonly string[]): Promise<Map<string, StoredRecord>>;
+  /** The record if this process holds it, read synchronously; never asks a remote store. */
+  peek(ip: string): StoredRecord | undefined;
   setMany(records: readonly StoredRecord[]): Promise<void>;
   /** 'degraded' while the backing store is unreachable; the service keeps answering without it. */
   health(): 'ok' | 'degraded';

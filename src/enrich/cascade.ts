@@ -51,7 +51,7 @@ interface Work {
   outcomes: Outcomes;
   update: Partial<StoredSources>;
   /** Sources of `update` already written, so a later write in this request carries only new answers. */
-  saved: Set<SourceName>;
+  saved: Set<SourceName> | undefined;
   /** Whether this request's lookup was already counted in the stored lookup count. */
   counted: boolean;
   /** Read from L2 (not L1), so L1 is to be filled with it. */
@@ -66,10 +66,14 @@ interface Plan {
   refresh: boolean;
   deadline: number;
   at: Date;
+  /** `at` in epoch ms, for freshness. */
+  now: number;
   stats: EnrichStats;
 }
 
 const ALL_SOURCES: ReadonlySet<SourceName> = new Set(SOURCE_NAMES);
+const RATE_LIMITED_SOURCES = ['greynoise', 'dshield'] as const;
+const NO_WORK: ReadonlyMap<string, Work> = new Map();
 const EMPTY_SOURCES: StoredSources = { maxmind: null, cymru: null, greynoise: null, dshield: null };
 
 /** Durations are measured in real time whatever clock decides freshness: they describe this process. */
@@ -104,34 +108,48 @@ export class Enricher {
   async enrich(request: EnrichRequest): Promise<EnrichResult> {
     const started = performance.now();
     const parsed = request.inputs.map((input) => parseAddress(input));
-    const unique = [...new Set(parsed.flatMap((p) => (p.kind === 'routable' ? [p.ip] : [])))];
+    const work = new Map<string, Work>();
+    let invalid = 0;
+    let bogon = 0;
+    for (const address of parsed) {
+      if (address.kind === 'invalid') invalid += 1;
+      else if (address.kind === 'bogon') bogon += 1;
+      else if (!work.has(address.ip)) {
+        work.set(address.ip, { ip: address.ip, known: undefined, fromL2: false, outcomes: {}, update: {}, saved: undefined, counted: false });
+      }
+    }
+    const now = this.deps.clock.now();
     const plan: Plan = {
       requested: request.sources ? new Set(request.sources) : ALL_SOURCES,
       refresh: request.refresh === true,
       deadline: request.deadline,
-      at: new Date(this.deps.clock.now()),
+      at: new Date(now),
+      now,
       stats: {
         total: request.inputs.length,
-        unique: unique.length,
-        invalid: parsed.filter((p) => p.kind === 'invalid').length,
-        bogon: parsed.filter((p) => p.kind === 'bogon').length,
+        unique: work.size,
+        invalid,
+        bogon,
         durationMs: 0,
         tiers: { l1: { hits: 0, misses: 0, durationMs: 0 }, l2: { hits: 0, misses: 0, durationMs: 0 } },
         sources: emptyCounters(),
       },
     };
-    const work = new Map<string, Work>();
-    for (const ip of unique) work.set(ip, { ip, known: undefined, fromL2: false, outcomes: {}, update: {}, saved: new Set(), counted: false });
-    // Chunks are collected one after another (tiers, MaxMind, then their queries leave) so that the first
-    // bulk query is not held back by the collection of the whole list; their answers overlap freely.
-    let collected: Promise<unknown> = Promise.resolve();
-    await Promise.all(
-      chunks([...work.values()], this.deps.chunkSize).map((part) => {
-        const chunk = this.enrichChunk(part, plan, collected);
-        collected = chunk.collected;
-        return chunk.done;
-      }),
-    );
+    const items = [...work.values()];
+    if (!plan.refresh && this.answerableInProcess(items, plan)) {
+      this.settle(items, plan);
+    } else {
+      // Chunks are collected one after another (tiers, MaxMind, then their queries leave) so that the first
+      // bulk query is not held back by the collection of the whole list; their answers overlap freely.
+      let collected: Promise<unknown> = Promise.resolve();
+      await Promise.all(
+        chunks(items, this.deps.chunkSize).map((part) => {
+          const chunk = this.enrichChunk(part, plan, collected);
+          collected = chunk.collected;
+          return chunk.done;
+        }),
+      );
+    }
 
     const results = request.inputs.map((input, index) => {
       const address = parsed[index] as ParsedAddress;
@@ -160,11 +178,39 @@ export class Enricher {
     };
   }
 
+  /**
+   * Whether every address is in the process-local copy of L1 with nothing due from any source. Such a
+   * request (a hot GET /ip/:addr, a list asked again) is then answered without a single await; the
+   * addresses found are kept as known either way, so a request that does need more reads only the rest.
+   */
+  private answerableInProcess(items: Work[], plan: Plan): boolean {
+    const started = performance.now();
+    let hits = 0;
+    for (const item of items) {
+      item.known = this.deps.cache.peek(item.ip);
+      if (item.known) hits += 1;
+    }
+    plan.stats.tiers.l1.hits += hits;
+    plan.stats.tiers.l1.durationMs += elapsed(started);
+    return (
+      hits === items.length &&
+      this.maxmindDue(items, plan).length === 0 &&
+      this.cymruDue(items, plan).size === 0 &&
+      RATE_LIMITED_SOURCES.every((source) => this.rateLimitedDue(source, items, plan).size === 0)
+    );
+  }
+
   private async finishChunk(items: Work[], plan: Plan): Promise<void> {
+    const cacheable = this.settle(items, plan);
+    if (cacheable.length > 0) await this.deps.cache.setMany(cacheable);
+  }
+
+  /** Merges what each address learned into its record; returns the records L1 lacks or holds stale. */
+  private settle(items: Work[], plan: Plan): StoredRecord[] {
     const cacheable: StoredRecord[] = [];
     const unchanged: string[] = [];
     for (const item of items) {
-      const changed = item.saved.size > 0;
+      const changed = item.saved !== undefined;
       // An unchanged record stays the very object the tiers gave, so its serialized answer can be reused.
       item.merged =
         !changed && item.known
@@ -178,7 +224,7 @@ export class Enricher {
       else if (item.known) unchanged.push(item.ip);
     }
     this.deps.lookups.record(unchanged);
-    if (cacheable.length > 0) await this.deps.cache.setMany(cacheable);
+    return cacheable;
   }
 
   /**
@@ -187,18 +233,15 @@ export class Enricher {
    * not erase what the record already holds from it.
    */
   private async readTiers(items: Work[], stats: EnrichStats, useL1: boolean): Promise<void> {
-    let cached = new Map<string, StoredRecord>();
-    if (useL1) {
+    let missing = items.filter((item) => !item.known);
+    if (useL1 && missing.length > 0) {
       const started = performance.now();
-      cached = await this.deps.cache.getMany(items.map((item) => item.ip));
+      const cached = await this.deps.cache.getMany(missing.map((item) => item.ip));
       stats.tiers.l1.hits += cached.size;
-      stats.tiers.l1.misses += items.length - cached.size;
+      stats.tiers.l1.misses += missing.length - cached.size;
       stats.tiers.l1.durationMs += elapsed(started);
-    }
-    const missing: Work[] = [];
-    for (const item of items) {
-      item.known = cached.get(item.ip);
-      if (!item.known) missing.push(item);
+      for (const item of missing) item.known = cached.get(item.ip);
+      missing = missing.filter((item) => !item.known);
     }
     if (missing.length === 0) return;
     const started = performance.now();
@@ -216,14 +259,59 @@ export class Enricher {
     return state != null && now - Date.parse(state.fetchedAt) < this.deps.freshness[source];
   }
 
+  /** The addresses MaxMind must be asked about: it has no answer from the loaded database build. */
+  private maxmindDue(items: Work[], plan: Plan): Work[] {
+    const due: Work[] = [];
+    if (!plan.requested.has('maxmind')) return due;
+    const { maxmind } = this.deps.sources;
+    const version = maxmind.version();
+    for (const item of items) {
+      const state = item.known?.sources.maxmind;
+      if (plan.refresh || !state || state.database !== version) due.push(item);
+    }
+    if (due.length === 0) return due;
+    const availability = maxmind.availability();
+    if (availability.status === 'ready') return due;
+    for (const item of due) item.outcomes.maxmind = { status: availability.status, reason: availability.reason ?? 'not configured' };
+    return [];
+  }
+
+  /** The addresses Team Cymru must be asked about: no fresh answer, and no ASN from MaxMind. */
+  private cymruDue(items: Work[], plan: Plan): ReadonlyMap<string, Work> {
+    if (!plan.requested.has('cymru')) return NO_WORK;
+    let due: Map<string, Work> | undefined;
+    for (const item of items) {
+      const maxmindState = item.update.maxmind ?? item.known?.sources.maxmind;
+      if (maxmindState?.data?.asn) {
+        if (!item.known?.sources.cymru) item.outcomes.cymru = { status: 'skipped', reason: 'MaxMind knows the ASN' };
+      } else if (plan.refresh || !this.isFresh('cymru', item.known?.sources.cymru, plan.now)) {
+        (due ??= new Map()).set(item.ip, item);
+      }
+    }
+    return due ?? NO_WORK;
+  }
+
+  /** The addresses a rate-limited source must be asked about; none while it is unavailable. */
+  private rateLimitedDue(source: (typeof RATE_LIMITED_SOURCES)[number], items: Work[], plan: Plan): ReadonlyMap<string, Work> {
+    if (!plan.requested.has(source)) return NO_WORK;
+    let due: Map<string, Work> | undefined;
+    for (const item of items) {
+      if (plan.refresh || !this.isFresh(source, item.known?.sources[source], plan.now)) (due ??= new Map()).set(item.ip, item);
+    }
+    if (!due) return NO_WORK;
+    const availability = this.deps.sources[source].availability();
+    if (availability.status === 'ready') return due;
+    for (const item of due.values()) item.outcomes[source] = { status: availability.status, reason: availability.reason ?? '' };
+    return NO_WORK;
+  }
+
   /**
    * Asks every source what it still has to answer for these addresses, and writes each answer as it
    * arrives: the Team Cymru part as soon as the bulk query is done, the rate-limited sources after.
    */
   private async fetch(items: Work[], plan: Plan) {
     const { sources } = this.deps;
-    const { requested, refresh, at } = plan;
-    const now = at.getTime();
+    const { at } = plan;
     const fetchedAt = at.toISOString();
     const record = (item: Work, source: SourceName, outcome: SourceOutcome<unknown>) => {
       item.outcomes[source] = outcome;
@@ -234,7 +322,7 @@ export class Enricher {
         (item.update as Record<SourceName, StoredSourceState<unknown>>)[source] = state;
       }
     };
-    const recordAll = (byIp: Map<string, Work>, source: SourceName, results: Map<string, SourceOutcome<unknown>>) => {
+    const recordAll = (byIp: ReadonlyMap<string, Work>, source: SourceName, results: Map<string, SourceOutcome<unknown>>) => {
       const answered: Work[] = [];
       for (const [ip, outcome] of results) {
         const item = byIp.get(ip);
@@ -245,51 +333,20 @@ export class Enricher {
       return answered;
     };
 
-    if (requested.has('maxmind')) {
-      const availability = sources.maxmind.availability();
-      const version = sources.maxmind.version();
-      for (const item of items) {
-        const state = item.known?.sources.maxmind;
-        if (!refresh && state && state.database === version) continue;
-        if (availability.status !== 'ready') {
-          item.outcomes.maxmind = { status: availability.status, reason: availability.reason ?? 'not configured' };
-        } else {
-          record(item, 'maxmind', sources.maxmind.lookup(item.ip));
-        }
-      }
-    }
-
+    // MaxMind first and in process: an ASN it knows spares the Team Cymru query.
+    for (const item of this.maxmindDue(items, plan)) record(item, 'maxmind', sources.maxmind.lookup(item.ip));
     const pending: Array<Promise<unknown>> = [];
-    if (requested.has('cymru')) {
-      const due = new Map<string, Work>();
-      for (const item of items) {
-        const maxmindState = item.update.maxmind ?? item.known?.sources.maxmind;
-        if (maxmindState?.data?.asn) {
-          if (!item.known?.sources.cymru) item.outcomes.cymru = { status: 'skipped', reason: 'MaxMind knows the ASN' };
-        } else if (refresh || !this.isFresh('cymru', item.known?.sources.cymru, now)) {
-          due.set(item.ip, item);
-        }
-      }
-      if (due.size > 0) {
-        pending.push(
-          sources.cymru.lookupStreaming([...due.keys()], (results) => this.persist(recordAll(due, 'cymru', results), at)),
-        );
-      }
+    const cymruDue = this.cymruDue(items, plan);
+    if (cymruDue.size > 0) {
+      pending.push(
+        sources.cymru.lookupStreaming([...cymruDue.keys()], (results) => this.persist(recordAll(cymruDue, 'cymru', results), at)),
+      );
     }
-    for (const source of ['greynoise', 'dshield'] as const) {
-      if (!requested.has(source)) continue;
-      const due = new Map<string, Work>();
-      for (const item of items) if (refresh || !this.isFresh(source, item.known?.sources[source], now)) due.set(item.ip, item);
+    for (const source of RATE_LIMITED_SOURCES) {
+      const due = this.rateLimitedDue(source, items, plan);
       if (due.size === 0) continue;
       const upstream: PerAddressSource<unknown> = sources[source];
-      const availability = upstream.availability();
-      if (availability.status !== 'ready') {
-        for (const item of due.values()) item.outcomes[source] = { status: availability.status, reason: availability.reason ?? '' };
-        continue;
-      }
-      pending.push(
-        upstream.lookup([...due.keys()], { deadline: plan.deadline }).then((results) => recordAll(due, source, results)),
-      );
+      pending.push(upstream.lookup([...due.keys()], { deadline: plan.deadline }).then((results) => recordAll(due, source, results)));
     }
     if (pending.length > 0) await Promise.all(pending);
     await this.persist(items, at);
@@ -301,8 +358,8 @@ export class Enricher {
     for (const item of items) {
       let sources: Partial<StoredSources> | undefined;
       for (const [source, state] of Object.entries(item.update) as Array<[SourceName, StoredSourceState<unknown>]>) {
-        if (item.saved.has(source)) continue;
-        item.saved.add(source);
+        if (item.saved?.has(source)) continue;
+        (item.saved ??= new Set()).add(source);
         sources ??= {};
         (sources as Record<SourceName, StoredSourceState<unknown>>)[source] = state;
       }

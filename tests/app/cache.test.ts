@@ -1,7 +1,8 @@
 import { rename } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Redis } from 'ioredis';
 import pg from 'pg';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { ManualClock } from '../../src/clock.js';
 import type { EnrichStats } from '../../src/enrich/stats.js';
 import type { IpRecord } from '../../src/record/model.js';
@@ -52,6 +53,26 @@ describe('L1 on Redis', () => {
     expect(second.stats.tiers.l1).toMatchObject({ hits: 50, misses: 0 });
     expect(second.stats.tiers.l2).toMatchObject({ hits: 0, misses: 0 });
     expect(second.results.map((r) => r.asn?.number)).toEqual(first.results.map((r) => r.asn?.number));
+  });
+
+  it('answers addresses this process holds without asking Redis, and asks it only for the rest', async () => {
+    const observer = new Redis(redis.url);
+    const mgets = async () => Number(/cmdstat_mget:calls=(\d+)/.exec(await observer.info('commandstats'))?.[1] ?? 0);
+    onTestFinished(() => void observer.quit());
+    const ips = list('45.90.6', 4);
+    await enrich(harness, { ips });
+    const before = { mget: await mgets(), upstream: upstreamCalls(harness) };
+    const again = await enrich(harness, { ips });
+    expect(again.stats.tiers.l1).toMatchObject({ hits: 4, misses: 0 });
+    expect(await mgets()).toBe(before.mget);
+
+    const mixed = await enrich(harness, { ips: [...ips, ...list('45.90.7', 2)] });
+    expect(mixed.stats.tiers.l1).toMatchObject({ hits: 4, misses: 2 });
+    expect(mixed.stats.tiers.l2).toMatchObject({ hits: 0, misses: 2 });
+    expect(mixed.stats.sources.cymru.lookups).toBe(2);
+    expect(await mgets()).toBe(before.mget + 1);
+    expect(upstreamCalls(harness).cymru).toBe(before.upstream.cymru + 1);
+    expect(mixed.results.slice(0, 4)).toEqual(again.results);
   });
 
   it('keeps answering while Redis is down, and uses L1 again once it is back', async () => {

@@ -44,8 +44,8 @@ describe('address parsing', () => {
     expect(parseAddress(input)).toMatchObject({ kind: 'bogon', range });
   });
 
-  it.each(['2001:4:112::1', '2001:20::1', '192.31.196.1', '1.1.1.1'])('routes globally reachable %s', (input) => {
-    expect(parseAddress(input).kind).toBe('routable');
+  it.each(['2001:4:112::1', '2001:20::1', '192.31.196.1', '1.1.1.1', '1.0.0.0', '223.255.255.254', '100.0.10.20'])('routes globally reachable %s', (input) => {
+    expect(parseAddress(input)).toMatchObject({ kind: 'routable', ip: input });
   });
 
   it.each([
@@ -53,6 +53,15 @@ describe('address parsing', () => {
     ['1.2.3', /dotted-decimal/],
     ['0x8.8.8.8', /dotted-decimal/],
     ['256.1.1.1', /dotted-decimal/],
+    ['1.2.3.256', /dotted-decimal/],
+    ['1.2.3.4.5', /dotted-decimal/],
+    ['1..2.3', /dotted-decimal/],
+    ['1.2.3.', /dotted-decimal/],
+    ['.1.2.3', /dotted-decimal/],
+    ['1.2.03.4', /dotted-decimal/],
+    ['1.2.3.0004', /dotted-decimal/],
+    ['1.2.3.4a', /dotted-decimal/],
+    ['１.2.3.4', /dotted-decimal/],
     ['1.1.1.1/32', /CIDR/],
     ['fe80::1%eth0', /zone/],
     ['2001:db8::g', /IPv6/],

@@ -1,0 +1,79 @@
+import { describe, expect, it } from 'vitest';
+import type { EnrichStats } from '../src/enrich/stats.js';
+import { Metrics } from '../src/metrics.js';
+
+const counters = (ok = 0, notFound = 0) => ({ lookups: ok + notFound, ok, notFound, errors: 0, rateLimited: 0 });
+
+function stats(overrides: Partial<EnrichStats>): EnrichStats {
+  return {
+    total: 0,
+    unique: 0,
+    invalid: 0,
+    bogon: 0,
+    durationMs: 0,
+    tiers: { l1: { hits: 0, misses: 0, durationMs: 0 }, l2: { hits: 0, misses: 0, durationMs: 0 } },
+    sources: { maxmind: counters(), cymru: counters(), greynoise: counters(), dshield: counters() },
+    ...overrides,
+  };
+}
+
+/** The value of one exposition line, e.g. `name{a="b"} 3`. */
+function sample(text: string, series: string): number | undefined {
+  const line = text.split('\n').find((candidate) => candidate.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+describe('Prometheus exposition', () => {
+  const metrics = new Metrics({
+    cymruQueries: () => 7,
+    cymruFailures: () => 1,
+    limiterAdmitted: () => 11,
+    limiterRefused: () => 2,
+    cacheErrors: () => 0,
+  });
+
+  it('adds up every observed request in counters and histograms, as prom-client would expose them', async () => {
+    metrics.observe(
+      stats({
+        unique: 3,
+        invalid: 1,
+        durationMs: 30,
+        tiers: { l1: { hits: 2, misses: 1, durationMs: 0.2 }, l2: { hits: 0, misses: 1, durationMs: 3 } },
+        sources: { maxmind: counters(0, 1), cymru: counters(1), greynoise: counters(0, 1), dshield: counters() },
+      }),
+    );
+    metrics.observe(stats({ unique: 1, durationMs: 2, tiers: { l1: { hits: 1, misses: 0, durationMs: 0.01 }, l2: { hits: 0, misses: 0, durationMs: 0 } } }));
+    const text = await metrics.text();
+
+    expect(text).toContain('# TYPE ipenrich_cache_lookups_total counter');
+    expect(sample(text, 'ipenrich_cache_lookups_total{tier="l1",result="hit"}')).toBe(3);
+    expect(sample(text, 'ipenrich_cache_lookups_total{tier="l1",result="miss"}')).toBe(1);
+    expect(sample(text, 'ipenrich_cache_lookups_total{tier="l2",result="miss"}')).toBe(1);
+    expect(sample(text, 'ipenrich_upstream_lookups_total{source="cymru",outcome="ok"}')).toBe(1);
+    expect(sample(text, 'ipenrich_upstream_lookups_total{source="greynoise",outcome="not_found"}')).toBe(1);
+    expect(sample(text, 'ipenrich_upstream_lookups_total{source="dshield",outcome="error"}')).toBe(0);
+    expect(sample(text, 'ipenrich_addresses_total{kind="routable"}')).toBe(4);
+    expect(sample(text, 'ipenrich_addresses_total{kind="invalid"}')).toBe(1);
+
+    expect(text).toContain('# TYPE ipenrich_enrich_seconds histogram');
+    expect(sample(text, 'ipenrich_enrich_seconds_bucket{le="0.005"}')).toBe(1);
+    expect(sample(text, 'ipenrich_enrich_seconds_bucket{le="0.01"}')).toBe(1);
+    expect(sample(text, 'ipenrich_enrich_seconds_bucket{le="0.05"}')).toBe(2);
+    expect(sample(text, 'ipenrich_enrich_seconds_bucket{le="+Inf"}')).toBe(2);
+    expect(sample(text, 'ipenrich_enrich_seconds_sum')).toBeCloseTo(0.032);
+    expect(sample(text, 'ipenrich_enrich_seconds_count')).toBe(2);
+    // A read of 0.2 ms and one of 0.01 ms both fall in the first L1 bucket; L2 was read once.
+    expect(sample(text, 'ipenrich_cache_read_seconds_bucket{tier="l1",le="0.0005"}')).toBe(2);
+    expect(sample(text, 'ipenrich_cache_read_seconds_count{tier="l1"}')).toBe(2);
+    expect(sample(text, 'ipenrich_cache_read_seconds_bucket{tier="l2",le="0.0025"}')).toBe(0);
+    expect(sample(text, 'ipenrich_cache_read_seconds_bucket{tier="l2",le="0.005"}')).toBe(1);
+    expect(sample(text, 'ipenrich_cymru_bulk_queries_total')).toBe(7);
+  });
+
+  it('keeps counting across scrapes', async () => {
+    const before = sample(await metrics.text(), 'ipenrich_addresses_total{kind="routable"}') ?? 0;
+    metrics.observe(stats({ unique: 5 }));
+    expect(sample(await metrics.text(), 'ipenrich_addresses_total{kind="routable"}')).toBe(before + 5);
+    expect(sample(await metrics.text(), 'ipenrich_addresses_total{kind="routable"}')).toBe(before + 5);
+  });
+});
