@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,7 +13,11 @@ import type { StoredRecord } from '../../src/record/model.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const EMBEDDED_MODULE = fileURLToPath(new URL('../../src/db/embedded.ts', import.meta.url));
-const INIT_MIGRATION = '20261122000000_init';
+/** Every migration of the repository, in the order their names sort in. */
+const MIGRATIONS = (await readdir(join(REPO_ROOT, 'prisma', 'migrations'), { withFileTypes: true }))
+  .filter((entry) => entry.isDirectory())
+  .map((entry) => entry.name)
+  .sort();
 const SAVED_AT = new Date('2026-11-20T08:00:00.000Z');
 
 let root: string;
@@ -147,7 +151,7 @@ describe('embedded PostgreSQL (PGlite)', () => {
     try {
       expect(embedded.url).toMatch(/^postgresql:\/\/postgres@127\.0\.0\.1:\d+\/postgres$/);
       await withDatabase(embedded, async (db, store) => {
-        expect(await applyMigrations(db.pool)).toEqual({ applied: [INIT_MIGRATION], alreadyApplied: [] });
+        expect(await applyMigrations(db.pool)).toEqual({ applied: MIGRATIONS, alreadyApplied: [] });
         expect(await db.prisma.ipRecord.count()).toBe(0);
 
         await store.save(UPDATES, SAVED_AT);
@@ -165,7 +169,7 @@ describe('embedded PostgreSQL (PGlite)', () => {
     const embedded = await startEmbeddedDatabase(dataDir);
     try {
       await withDatabase(embedded, async (db, store) => {
-        expect(await applyMigrations(db.pool)).toEqual({ applied: [], alreadyApplied: [INIT_MIGRATION] });
+        expect(await applyMigrations(db.pool)).toEqual({ applied: [], alreadyApplied: MIGRATIONS });
         expect(await store.load([...EXPECTED.keys()])).toEqual(EXPECTED);
       });
     } finally {
