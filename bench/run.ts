@@ -200,7 +200,8 @@ async function main(): Promise<number> {
         `${limits.greynoise.rate}/${limits.greynoise.burst} in flight ${limits.greynoise.maxInFlight}, DSHIELD_RATE/BURST ` +
         `${limits.dshield.rate}/${limits.dshield.burst} in flight ${limits.dshield.maxInFlight}, ` +
         `ENRICH_DEADLINE_MS ${limits.deadlineMs}; cached runs ${SETTINGS.cachedRuns}; autocannon ${SETTINGS.load.connections} ` +
-        `connections ${SETTINGS.load.seconds} s after ${SETTINGS.load.warmupSeconds} s warm-up; save runs ${SETTINGS.saveRuns}`,
+        `connections, ${SETTINGS.load.rounds} rounds of ${SETTINGS.load.seconds} s on the bare route then the service, after ` +
+        `${SETTINGS.load.warmupSeconds} s warm-up each; save runs ${SETTINGS.saveRuns}`,
       'peak RSS: VmHWM of the service process from /proc/<pid>/status, read right after scenario 1 and after ' +
         'scenario 2 (the high-water mark is reset through /proc/<pid>/clear_refs before scenario 2)',
       '',

@@ -6,7 +6,7 @@ import { SOURCE_NAMES } from '../src/record/model.js';
 import type { CymruWhoisDouble } from '../tests/doubles/cymru-whois.js';
 import type { HttpUpstreamDouble } from '../tests/doubles/http-upstream.js';
 import { getJson, timedEnrich } from './enrich-client.js';
-import { load } from './load.js';
+import { load, type LoadResult } from './load.js';
 import { monotonicUs, wallWindow, type Window } from './profile.js';
 import { mb, median, ms, perSecond, type Row } from './report.js';
 import { freePort, startChild, type ChildServer } from './service.js';
@@ -224,7 +224,12 @@ export async function cached(service: ChildServer, ips: readonly string[]): Prom
   };
 }
 
-/** 4: GET /ip/:addr on cached addresses against a bare Fastify route answering a constant record. */
+/**
+ * 4: GET /ip/:addr on cached addresses against a bare Fastify route answering a constant record. The two
+ * take turns for a few rounds, so that a change in the machine's speed during the run (this is a shared
+ * 2-core VM, where the bare route alone has measured anywhere from 21,000 to 39,000 req/s) weighs on both
+ * sides of each ratio; the row reports the median round.
+ */
 export async function singleLookups(
   service: ChildServer,
   upstreams: Upstreams,
@@ -243,44 +248,55 @@ export async function singleLookups(
   });
   onBare(bare);
   const paths = ips.map((ip) => `/ip/${ip}`);
-  const { connections, seconds, warmupSeconds } = SETTINGS.load;
+  const { connections, seconds, warmupSeconds, rounds } = SETTINGS.load;
   const upstreamBefore = upstreams.cymru.connections.length + upstreams.greynoise.requests.length + upstreams.dshield.requests.length;
   await load(bare.url, paths, connections, warmupSeconds);
-  const { value: baseline, cpu: bareCpu } = await cpuDuring(bare, () => load(bare.url, paths, connections, seconds));
-  await bare.stop();
   await load(service.url, paths, connections, warmupSeconds);
-  const loadStart = monotonicUs();
-  const { value: measured, cpu } = await cpuDuring(service, () => load(service.url, paths, connections, seconds));
-  const loadWindow: Window = { name: '4 GET /ip load on the service', startUs: loadStart, endUs: monotonicUs() };
+  const windows: Window[] = [];
+  const measured: Array<{ bare: LoadResult; bareCpu: number; service: LoadResult; cpu: number; ratio: number }> = [];
+  for (let round = 0; round < rounds; round++) {
+    const { value: baseline, cpu: bareCpu } = await cpuDuring(bare, () => load(bare.url, paths, connections, seconds));
+    const startUs = monotonicUs();
+    const { value, cpu } = await cpuDuring(service, () => load(service.url, paths, connections, seconds));
+    windows.push({ name: `4 GET /ip load on the service, round ${round + 1}`, startUs, endUs: monotonicUs() });
+    measured.push({ bare: baseline, bareCpu, service: value, cpu, ratio: value.requestsPerSecond / baseline.requestsPerSecond });
+  }
+  await bare.stop();
   const upstreamAfter = upstreams.cymru.connections.length + upstreams.greynoise.requests.length + upstreams.dshield.requests.length;
-  const loadRatio = measured.requestsPerSecond / baseline.requestsPerSecond;
-  const clean = measured.failures === 0 && baseline.failures === 0 && upstreamAfter === upstreamBefore;
+  const typical = [...measured].sort((a, b) => a.ratio - b.ratio)[Math.floor(measured.length / 2)]!;
+  const p99 = median(measured.map((round) => round.service.latencyP99Ms));
+  const clean =
+    measured.every((round) => round.service.failures === 0 && round.bare.failures === 0) && upstreamAfter === upstreamBefore;
+  const perRequestUs = (cpu: number, result: LoadResult) => ((cpu / result.total) * 1e6).toFixed(0);
   return {
-    windows: [loadWindow],
+    windows,
     rows: [
       {
-        scenario: `4 GET /ip cached, ${connections} conns ${seconds} s`,
-        measured: perSecond(measured.requestsPerSecond, 'req'),
-        bound: `bare ${perSecond(baseline.requestsPerSecond, 'req')}`,
-        value: ratio(loadRatio),
+        scenario: `4 GET /ip cached, ${connections} conns, median of ${rounds} rounds of ${seconds} s`,
+        measured: perSecond(typical.service.requestsPerSecond, 'req'),
+        bound: `bare ${perSecond(typical.bare.requestsPerSecond, 'req')}`,
+        value: ratio(typical.ratio),
         target: `ratio >= ${SETTINGS.targets.loadRatio.toFixed(2)}`,
-        pass: loadRatio >= SETTINGS.targets.loadRatio && clean,
+        pass: typical.ratio >= SETTINGS.targets.loadRatio && clean,
       },
       {
-        scenario: '4 GET /ip p99 latency',
-        measured: `${measured.latencyP99Ms} ms`,
-        bound: `bare ${baseline.latencyP99Ms} ms`,
-        value: `p50 ${measured.latencyP50Ms} ms (1 ms steps)`,
+        scenario: '4 GET /ip p99 latency (median round)',
+        measured: `${p99} ms`,
+        bound: `bare ${median(measured.map((round) => round.bare.latencyP99Ms))} ms`,
+        value: `p50 ${median(measured.map((round) => round.service.latencyP50Ms))} ms (1 ms steps)`,
         target: `<= ${ms(SETTINGS.targets.p99Ms)}`,
-        pass: measured.latencyP99Ms <= SETTINGS.targets.p99Ms && clean,
+        pass: p99 <= SETTINGS.targets.p99Ms && clean,
       },
     ],
     notes: [
-      `4: service ${measured.total} answers (${measured.failures} failed, max ${measured.latencyMaxMs} ms), CPU ${cpu.toFixed(2)} s ` +
-        `in ${seconds} s (${((cpu / measured.total) * 1e6).toFixed(0)} µs per request); bare ${baseline.total} answers ` +
-        `(${baseline.failures} failed, p50 ${baseline.latencyP50Ms} ms), CPU ${bareCpu.toFixed(2)} s ` +
-        `(${((bareCpu / baseline.total) * 1e6).toFixed(0)} µs per request); ` +
-        `upstream requests during the load: ${upstreamAfter - upstreamBefore}; record ${JSON.stringify(record).length} bytes`,
+      ...measured.map(
+        (round, index) =>
+          `4: round ${index + 1}: bare ${perSecond(round.bare.requestsPerSecond, 'req')} (${perRequestUs(round.bareCpu, round.bare)} µs CPU per ` +
+          `request, p99 ${round.bare.latencyP99Ms} ms), service ${perSecond(round.service.requestsPerSecond, 'req')} ` +
+          `(${perRequestUs(round.cpu, round.service)} µs CPU per request, p99 ${round.service.latencyP99Ms} ms, max ` +
+          `${round.service.latencyMaxMs} ms), ratio ${ratio(round.ratio)}; failed: service ${round.service.failures}, bare ${round.bare.failures}`,
+      ),
+      `4: upstream requests during the load: ${upstreamAfter - upstreamBefore}; record ${JSON.stringify(record).length} bytes`,
     ],
   };
 }

@@ -26,7 +26,7 @@ export const SETTINGS = {
   cachedRuns: 7,
   /** Pause between cached runs, for the previous run's background bookkeeping write to finish. */
   cachedPauseMs: 500,
-  load: { connections: 10, seconds: 5, warmupSeconds: 1 },
+  load: { connections: 10, seconds: 5, warmupSeconds: 1, rounds: 3 },
   saveRuns: 5,
   targets: {
     coldRatio: 1.1,
