@@ -217,7 +217,7 @@ export async function cached(service: ChildServer, ips: readonly string[]): Prom
     ],
     notes: [
       `3: runs ${times.map((t) => t.toFixed(0)).join(', ')} ms to the last byte; the service's own stats.durationMs ` +
-        `${serverMs.map((t) => t.toFixed(0)).join(', ')} (enricher only, before serialization), of which reading Redis ` +
+        `${serverMs.map((t) => t.toFixed(0)).join(', ')} (enricher only, before serialization), of which reading L1 ` +
         `${l1Ms.map((t) => t.toFixed(0)).join(', ')}; response ${mb(bytes)}; ` +
         `service CPU ${(cpuTotal / SETTINGS.cachedRuns).toFixed(2)} s per run including its background write`,
     ],
