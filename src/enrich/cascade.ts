@@ -228,9 +228,9 @@ export class Enricher {
   }
 
   /**
-   * Fills `known` from L1, then L2 for what L1 lacks. A refresh skips
-   * L1 but still reads the stored records: they are not used as fresh, but a source that fails now must
-   * not erase what the record already holds from it.
+   * Fills `known` for the addresses the process-local copy did not hold: from L1, then L2 for what L1
+   * lacks. A refresh skips L1 but still reads the stored records: they are not used as fresh, but a
+   * source that fails now must not erase what the record already holds from it.
    */
   private async readTiers(items: Work[], stats: EnrichStats, useL1: boolean): Promise<void> {
     let missing = items.filter((item) => !item.known);
