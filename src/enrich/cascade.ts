@@ -221,7 +221,8 @@ export class Enricher {
               updatedAt: plan.at.toISOString(),
             };
       if (changed || item.fromL2) cacheable.push(item.merged);
-      else if (item.known) unchanged.push(item.ip);
+      // A changed record's lookup is counted by the write that carries the change.
+      if (!changed && item.known) unchanged.push(item.ip);
     }
     this.deps.lookups.record(unchanged);
     return cacheable;
@@ -291,15 +292,22 @@ export class Enricher {
     return due ?? NO_WORK;
   }
 
-  /** The addresses a rate-limited source must be asked about; none while it is unavailable. */
+  /**
+   * The addresses a rate-limited source must be asked about; none while it is unavailable. An address
+   * the source cannot answer for at all (IPv6 for GreyNoise) is answered here, never queued.
+   */
   private rateLimitedDue(source: (typeof RATE_LIMITED_SOURCES)[number], items: Work[], plan: Plan): ReadonlyMap<string, Work> {
     if (!plan.requested.has(source)) return NO_WORK;
+    const upstream: PerAddressSource<unknown> = this.deps.sources[source];
     let due: Map<string, Work> | undefined;
     for (const item of items) {
-      if (plan.refresh || !this.isFresh(source, item.known?.sources[source], plan.now)) (due ??= new Map()).set(item.ip, item);
+      if (!plan.refresh && this.isFresh(source, item.known?.sources[source], plan.now)) continue;
+      const unsupported = upstream.unsupported(item.ip);
+      if (unsupported === undefined) (due ??= new Map()).set(item.ip, item);
+      else item.outcomes[source] = { status: 'unsupported', reason: unsupported };
     }
     if (!due) return NO_WORK;
-    const availability = this.deps.sources[source].availability();
+    const availability = upstream.availability();
     if (availability.status === 'ready') return due;
     for (const item of due.values()) item.outcomes[source] = { status: availability.status, reason: availability.reason ?? '' };
     return NO_WORK;
@@ -345,8 +353,7 @@ export class Enricher {
     for (const source of RATE_LIMITED_SOURCES) {
       const due = this.rateLimitedDue(source, items, plan);
       if (due.size === 0) continue;
-      const upstream: PerAddressSource<unknown> = sources[source];
-      pending.push(upstream.lookup([...due.keys()], { deadline: plan.deadline }).then((results) => recordAll(due, source, results)));
+      pending.push(sources[source].lookup([...due.keys()], { deadline: plan.deadline }).then((results) => recordAll(due, source, results)));
     }
     if (pending.length > 0) await Promise.all(pending);
     await this.persist(items, at);

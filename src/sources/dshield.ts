@@ -47,6 +47,10 @@ export class DShieldSource implements PerAddressSource<DShield> {
       : null;
   }
 
+  unsupported(): undefined {
+    return undefined;
+  }
+
   availability(): SourceAvailability {
     if (!this.#http) return { status: 'disabled', reason: DSHIELD_NO_CONTACT };
     const reason = this.#http.disabledReason;

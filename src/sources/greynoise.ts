@@ -43,11 +43,14 @@ export class GreyNoiseSource implements PerAddressSource<GreyNoise> {
     return reason === undefined ? { status: 'ready' } : { status: 'disabled', reason };
   }
 
+  unsupported(ip: string): string | undefined {
+    return ipVersion(ip) === 6 ? 'the GreyNoise community API covers IPv4 only' : undefined;
+  }
+
   lookup(ips: readonly string[], options: LookupOptions): Promise<Map<string, SourceOutcome<GreyNoise>>> {
     return this.#http.lookupEach(ips, options, (ip, run) => {
-      if (ipVersion(ip) === 6) {
-        return Promise.resolve({ status: 'unsupported', reason: 'the GreyNoise community API covers IPv4 only' });
-      }
+      const reason = this.unsupported(ip);
+      if (reason !== undefined) return Promise.resolve({ status: 'unsupported', reason });
       return this.#http.get(`/v3/community/${ip}`, run, (answer) => this.#interpret(answer));
     });
   }

@@ -20,6 +20,8 @@ export interface LookupOptions {
 export interface PerAddressSource<T> {
   lookup(ips: readonly string[], options: LookupOptions): Promise<Map<string, SourceOutcome<T>>>;
   availability(): SourceAvailability;
+  /** Why the source cannot answer for this address at all, decided without a request; undefined when it can. */
+  unsupported(ip: string): string | undefined;
   close(): Promise<void>;
 }
 

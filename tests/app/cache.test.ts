@@ -183,6 +183,41 @@ describe('per-source freshness', () => {
     ]);
   });
 
+  it('counts lookups of addresses answered from the database, with nothing to fetch', async () => {
+    harness = await startHarness();
+    const ips = ['45.92.2.1', '45.92.2.2'];
+    await enrich(harness, { ips });
+    // A new instance has an empty in-process L1, so the next answers come from PostgreSQL.
+    await harness.restart();
+    const before = upstreamCalls(harness);
+    const fromDatabase = await enrich(harness, { ips });
+    expect(fromDatabase.stats.tiers.l2).toMatchObject({ hits: 2, misses: 0 });
+    expect(upstreamCalls(harness)).toEqual(before);
+    await harness.restart();
+    const db = new pg.Client({ connectionString: harness.database.url });
+    await db.connect();
+    const rows = await db.query<{ ip: string; lookup_count: number }>('SELECT ip, lookup_count FROM ip_record WHERE ip = ANY($1) ORDER BY ip', [ips]);
+    await db.end();
+    expect(rows.rows).toEqual([
+      { ip: '45.92.2.1', lookup_count: 2 },
+      { ip: '45.92.2.2', lookup_count: 2 },
+    ]);
+  });
+
+  it('answers a cached IPv6 address without asking or counting GreyNoise, which covers IPv4 only', async () => {
+    harness = await startHarness();
+    const ip = '2a03:2880::7';
+    const first = await enrich(harness, { ips: [ip] });
+    expect(first.results[0]!.sources.greynoise).toMatchObject({ status: 'unsupported', error: expect.stringMatching(/IPv4 only/) });
+    expect(first.stats.sources.greynoise.lookups).toBe(0);
+    const before = upstreamCalls(harness);
+    const again = await enrich(harness, { ips: [ip] });
+    expect(again.stats.tiers.l1).toMatchObject({ hits: 1, misses: 0 });
+    expect(again.stats.sources.greynoise.lookups).toBe(0);
+    expect(again.results).toEqual(first.results);
+    expect(upstreamCalls(harness)).toEqual(before);
+  });
+
   it('re-reads MaxMind answers when a newer database replaces the file, without a restart', async () => {
     harness = await startHarness();
     const [before] = (await enrich(harness, { ips: ['81.2.69.160'], sources: ['maxmind'] })).results;
