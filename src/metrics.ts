@@ -1,4 +1,4 @@
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
 import type { EnrichStats } from './enrich/stats.js';
 import { SOURCE_NAMES } from './record/model.js';
 
@@ -112,7 +112,7 @@ class DirectHistogram {
   }
 }
 
-interface UpstreamGauges {
+interface UpstreamTotals {
   cymruQueries(): number;
   cymruFailures(): number;
   limiterAdmitted(source: 'greynoise' | 'dshield'): number;
@@ -154,32 +154,38 @@ export class Metrics {
     [0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300],
   );
 
-  constructor(gauges: UpstreamGauges) {
+  constructor(totals: UpstreamTotals) {
     collectDefaultMetrics({ register: this.registry, prefix: 'ipenrich_' });
-    const gauge = (name: string, help: string, read: () => number) =>
-      new Gauge({
+    const registry = this.registry;
+    /** A counter over a total the services already keep: what it grew by since the last scrape is added. */
+    const counterOf = (name: string, help: string, labelNames: readonly string[], reads: Array<[Labels, () => number]>) => {
+      const seen = reads.map(() => 0);
+      new Counter({
         name,
         help,
-        registers: [this.registry],
+        labelNames,
+        registers: [registry],
         collect() {
-          this.set(read());
+          reads.forEach(([labels, read], index) => {
+            const total = read();
+            this.inc(labels, Math.max(0, total - (seen[index] as number)));
+            seen[index] = Math.max(total, seen[index] as number);
+          });
         },
       });
-    gauge('ipenrich_cymru_bulk_queries_total', 'bulk whois queries sent to Team Cymru', () => gauges.cymruQueries());
-    gauge('ipenrich_cymru_bulk_failures_total', 'bulk whois queries that failed', () => gauges.cymruFailures());
-    gauge('ipenrich_cache_errors_total', 'L1 cache commands that failed', () => gauges.cacheErrors());
-    new Gauge({
-      name: 'ipenrich_limiter_decisions_total',
-      help: 'rate limiter decisions per upstream (admitted: a request left; refused: deferred past a deadline)',
-      labelNames: ['source', 'decision'] as const,
-      registers: [this.registry],
-      collect() {
-        for (const source of ['greynoise', 'dshield'] as const) {
-          this.set({ source, decision: 'admitted' }, gauges.limiterAdmitted(source));
-          this.set({ source, decision: 'refused' }, gauges.limiterRefused(source));
-        }
-      },
-    });
+    };
+    counterOf('ipenrich_cymru_bulk_queries_total', 'bulk whois queries sent to Team Cymru', [], [[{}, () => totals.cymruQueries()]]);
+    counterOf('ipenrich_cymru_bulk_failures_total', 'bulk whois queries that failed', [], [[{}, () => totals.cymruFailures()]]);
+    counterOf('ipenrich_cache_errors_total', 'L1 cache commands that failed', [], [[{}, () => totals.cacheErrors()]]);
+    counterOf(
+      'ipenrich_limiter_decisions_total',
+      'rate limiter decisions per upstream (admitted: a request left; refused: deferred past a deadline)',
+      ['source', 'decision'],
+      (['greynoise', 'dshield'] as const).flatMap((source): Array<[Labels, () => number]> => [
+        [{ source, decision: 'admitted' }, () => totals.limiterAdmitted(source)],
+        [{ source, decision: 'refused' }, () => totals.limiterRefused(source)],
+      ]),
+    );
   }
 
   /** Label sets are bound once, so that observing a request never builds or hashes one. */
@@ -217,7 +223,7 @@ export class Metrics {
       bound.errors.pending += counters.errors;
       bound.rateLimited.pending += counters.rateLimited;
     }
-    this.bound.routable.pending += stats.unique;
+    this.bound.routable.pending += stats.total - stats.invalid - stats.bogon;
     this.bound.invalid.pending += stats.invalid;
     this.bound.bogon.pending += stats.bogon;
     this.bound.duration(stats.durationMs / 1000);

@@ -35,6 +35,7 @@ describe('Prometheus exposition', () => {
   it('adds up every observed request in counters and histograms, as prom-client would expose them', async () => {
     metrics.observe(
       stats({
+        total: 5,
         unique: 3,
         invalid: 1,
         durationMs: 30,
@@ -42,7 +43,7 @@ describe('Prometheus exposition', () => {
         sources: { maxmind: counters(0, 1), cymru: counters(1), greynoise: counters(0, 1), dshield: counters() },
       }),
     );
-    metrics.observe(stats({ unique: 1, durationMs: 2, tiers: { l1: { hits: 1, misses: 0, durationMs: 0.01 }, l2: { hits: 0, misses: 0, durationMs: 0 } } }));
+    metrics.observe(stats({ total: 1, unique: 1, durationMs: 2, tiers: { l1: { hits: 1, misses: 0, durationMs: 0.01 }, l2: { hits: 0, misses: 0, durationMs: 0 } } }));
     const text = await metrics.text();
 
     expect(text).toContain('# TYPE ipenrich_cache_lookups_total counter');
@@ -52,7 +53,8 @@ describe('Prometheus exposition', () => {
     expect(sample(text, 'ipenrich_upstream_lookups_total{source="cymru",outcome="ok"}')).toBe(1);
     expect(sample(text, 'ipenrich_upstream_lookups_total{source="greynoise",outcome="not_found"}')).toBe(1);
     expect(sample(text, 'ipenrich_upstream_lookups_total{source="dshield",outcome="error"}')).toBe(0);
-    expect(sample(text, 'ipenrich_addresses_total{kind="routable"}')).toBe(4);
+    // Strings, not distinct addresses: the first request held one address twice.
+    expect(sample(text, 'ipenrich_addresses_total{kind="routable"}')).toBe(5);
     expect(sample(text, 'ipenrich_addresses_total{kind="invalid"}')).toBe(1);
 
     expect(text).toContain('# TYPE ipenrich_enrich_seconds histogram');
@@ -67,13 +69,24 @@ describe('Prometheus exposition', () => {
     expect(sample(text, 'ipenrich_cache_read_seconds_count{tier="l1"}')).toBe(2);
     expect(sample(text, 'ipenrich_cache_read_seconds_bucket{tier="l2",le="0.0025"}')).toBe(0);
     expect(sample(text, 'ipenrich_cache_read_seconds_bucket{tier="l2",le="0.005"}')).toBe(1);
+    expect(text).toContain('# TYPE ipenrich_cymru_bulk_queries_total counter');
     expect(sample(text, 'ipenrich_cymru_bulk_queries_total')).toBe(7);
+    expect(sample(text, 'ipenrich_limiter_decisions_total{source="dshield",decision="refused"}')).toBe(2);
   });
 
   it('keeps counting across scrapes', async () => {
     const before = sample(await metrics.text(), 'ipenrich_addresses_total{kind="routable"}') ?? 0;
-    metrics.observe(stats({ unique: 5 }));
+    metrics.observe(stats({ total: 5, unique: 5 }));
     expect(sample(await metrics.text(), 'ipenrich_addresses_total{kind="routable"}')).toBe(before + 5);
     expect(sample(await metrics.text(), 'ipenrich_addresses_total{kind="routable"}')).toBe(before + 5);
+  });
+
+  it('counts totals the services keep by what they grew between scrapes', async () => {
+    let queries = 3;
+    const fed = new Metrics({ cymruQueries: () => queries, cymruFailures: () => 0, limiterAdmitted: () => 0, limiterRefused: () => 0, cacheErrors: () => 0 });
+    expect(sample(await fed.text(), 'ipenrich_cymru_bulk_queries_total')).toBe(3);
+    queries = 10;
+    expect(sample(await fed.text(), 'ipenrich_cymru_bulk_queries_total')).toBe(10);
+    expect(sample(await fed.text(), 'ipenrich_cymru_bulk_queries_total')).toBe(10);
   });
 });

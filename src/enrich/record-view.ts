@@ -66,11 +66,11 @@ export function routableView(input: string, record: StoredRecord, outcomes: Outc
 /** Outcomes that say the same thing every time: nothing was fetched, for a reason that does not change. */
 const STATIC: ReadonlySet<string> = new Set(['skipped', 'disabled', 'unavailable', 'unsupported']);
 
-/** Serialized answers by stored record object, then by what else shaped them (input and static outcomes). */
+/** Serialized answers by stored record object, then by the static outcomes that shaped them. */
 const serialized = new WeakMap<StoredRecord, Map<string, string>>();
 
-function staticKey(input: string, outcomes: Outcomes): string | undefined {
-  let key = input;
+function staticKey(outcomes: Outcomes): string | undefined {
+  let key = '';
   for (const source of SOURCE_NAMES) {
     const outcome = outcomes[source];
     if (!outcome) continue;
@@ -83,10 +83,12 @@ function staticKey(input: string, outcomes: Outcomes): string | undefined {
 /**
  * The answer for one routable address as JSON text. An address answered from the cache tiers with
  * nothing fetched gives the same text each time for the same stored record, so that text is made once
- * per record version; a repeated list or a hot address then costs no serialization.
+ * per record version; a repeated list or a hot address then costs no serialization. Only an input in
+ * canonical form is kept: the answer repeats the input, and the spellings of one address
+ * (" 8.8.8.8", "2001:DB8::1") are unbounded.
  */
 export function routableJson(input: string, record: StoredRecord, outcomes: Outcomes): string {
-  const key = staticKey(input, outcomes);
+  const key = input === record.ip ? staticKey(outcomes) : undefined;
   if (key === undefined) return JSON.stringify(routableView(input, record, outcomes));
   let byKey = serialized.get(record);
   const hit = byKey?.get(key);
