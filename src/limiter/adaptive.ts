@@ -119,6 +119,12 @@ export class AdaptiveLimiter {
   #blockedUntil = 0;
   /** The latest moment a reservation was made or refused for: a fair guess of when the budget frees up. */
   #horizon = 0;
+  /**
+   * The bucket's `tat` as the last store call left it. Every reservation passes it on as a floor, so that
+   * switching between Redis and the in-process store (an outage, its end) never finds a refilled bucket:
+   * what one store granted, the other counts as spent.
+   */
+  #tatFloor = 0;
   /** The failure count as the store last told it; a success is reported only when there may be one to reset. */
   #failures = 0;
   /**
@@ -264,7 +270,8 @@ export class AdaptiveLimiter {
       const now = this.#clock.now();
       const deadlines = batch.map((request) => request.deadline);
       try {
-        const { moments } = await this.#ask((store) => store.reserve(now, deadlines, this.#blockedUntil));
+        const { moments, tat } = await this.#ask((store) => store.reserve(now, deadlines, this.#blockedUntil, this.#tatFloor));
+        this.#tatFloor = Math.max(this.#tatFloor, tat);
         batch.forEach((request, index) => {
           const moment = moments[index] as Reservation;
           this.#horizon = Math.max(this.#horizon, moment.at);

@@ -19,16 +19,17 @@ export class MemoryBucketStore implements BucketStore {
     this.#policy = policy;
   }
 
-  reserve(now: number, deadlines: readonly number[], notBefore: number): Promise<Reservations> {
+  reserve(now: number, deadlines: readonly number[], notBefore: number, tatFloor: number): Promise<Reservations> {
     const found = { blockedUntil: this.#blockedUntil, consecutiveFailures: this.#failures };
+    let tat = Math.max(this.#tat ?? now, tatFloor);
     const moments = deadlines.map((deadline): Reservation => {
-      const tat = this.#tat ?? now;
       const at = Math.ceil(Math.max(now, tat - this.#policy.toleranceMs, this.#blockedUntil, notBefore));
       if (at > deadline) return { granted: false, at };
-      this.#tat = Math.max(tat, at) + this.#policy.intervalMs;
+      tat = Math.max(tat, at) + this.#policy.intervalMs;
+      this.#tat = tat;
       return { granted: true, at };
     });
-    return Promise.resolve({ ...found, moments });
+    return Promise.resolve({ ...found, moments, tat });
   }
 
   blockedUntil(): Promise<number> {

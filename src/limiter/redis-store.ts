@@ -19,11 +19,11 @@ const RESERVE = `
 local now, notBefore = tonumber(ARGV[1]), tonumber(ARGV[2])
 local interval, tolerance = tonumber(ARGV[3]), tonumber(ARGV[4])
 local fields = redis.call('HMGET', KEYS[1], 'tat', 'blockedUntil', 'failures')
-local tat = tonumber(fields[1]) or now
+local tat = math.max(tonumber(fields[1]) or now, tonumber(ARGV[5]))
 local blocked = tonumber(fields[2]) or 0
-local reply = {math.ceil(blocked), tonumber(fields[3]) or 0}
+local reply = {math.ceil(blocked), tonumber(fields[3]) or 0, ''}
 local reserved = false
-for i = 5, #ARGV do
+for i = 6, #ARGV do
   local at = math.ceil(math.max(now, tat - tolerance, blocked, notBefore))
   if at > tonumber(ARGV[i]) then
     reply[#reply + 1] = 0
@@ -38,6 +38,7 @@ if reserved then
   redis.call('HSET', KEYS[1], 'tat', string.format('%.17g', tat))
   redis.call('PEXPIRE', KEYS[1], math.ceil(math.max(tat, blocked) - now) + ${IDLE_TTL_MS})
 end
+reply[3] = string.format('%.17g', tat)
 return reply
 `;
 
@@ -103,18 +104,19 @@ export class RedisBucketStore implements BucketStore {
     this.#policy = policy;
   }
 
-  async reserve(now: number, deadlines: readonly number[], notBefore: number): Promise<Reservations> {
+  async reserve(now: number, deadlines: readonly number[], notBefore: number, tatFloor: number): Promise<Reservations> {
     const reply = (await reserveScript.run(this.#redis, this.#key, [
       now,
       notBefore,
       this.#policy.intervalMs,
       this.#policy.toleranceMs,
+      tatFloor,
       ...deadlines,
-    ])) as number[];
-    const [blockedUntil = 0, consecutiveFailures = 0] = reply;
+    ])) as [number, number, string, ...number[]];
+    const [blockedUntil, consecutiveFailures, tat] = reply;
     const moments: Reservation[] = [];
-    for (let i = 2; i < reply.length; i += 2) moments.push({ granted: reply[i] === 1, at: reply[i + 1] ?? 0 });
-    return { blockedUntil, consecutiveFailures, moments };
+    for (let i = 3; i < reply.length; i += 2) moments.push({ granted: reply[i] === 1, at: (reply[i + 1] as number | undefined) ?? 0 });
+    return { blockedUntil, consecutiveFailures, moments, tat: Number(tat) };
   }
 
   async blockedUntil(): Promise<number> {

@@ -37,15 +37,18 @@ export type Reservation =
  *  success need not be reported when there is nothing to reset. */
 export interface Reservations extends BucketState {
   moments: Reservation[];
+  /** The bucket's `tat` after these reservations. */
+  tat: number;
 }
 
 export interface BucketStore {
   /**
    * For each deadline in turn, reserves the earliest moment at or after `now`, `notBefore`, any block and
    * the moments reserved before it, if that is no later than the deadline: exactly what one call per
-   * deadline in that order would reserve. Moments are whole milliseconds, rounded up.
+   * deadline in that order would reserve. Moments are whole milliseconds, rounded up. The bucket's `tat`
+   * is taken to be at least `tatFloor`: what the caller already spent through another store.
    */
-  reserve(now: number, deadlines: readonly number[], notBefore: number): Promise<Reservations>;
+  reserve(now: number, deadlines: readonly number[], notBefore: number, tatFloor: number): Promise<Reservations>;
   /** The moment the upstream is blocked until (0 when it never was). */
   blockedUntil(): Promise<number>;
   /**
