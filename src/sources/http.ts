@@ -63,10 +63,30 @@ export class LookupRun implements LookupOptions {
   readonly deadline: number;
   readonly signal: AbortSignal | undefined;
   #refusedUntil: number | undefined;
+  readonly #expiry = new AbortController();
+  #requestSignal: AbortSignal | undefined;
 
   constructor(options: LookupOptions) {
     this.deadline = options.deadline;
     this.signal = options.signal;
+  }
+
+  /**
+   * What a request of this lookup is sent with: aborted by the caller's signal, and when the deadline
+   * passes, so that an upstream that is slow to answer (or trickles its body) holds no answer past it.
+   */
+  get requestSignal(): AbortSignal {
+    this.#requestSignal ??= this.signal ? AbortSignal.any([this.signal, this.#expiry.signal]) : this.#expiry.signal;
+    return this.#requestSignal;
+  }
+
+  get expired(): boolean {
+    return this.#expiry.signal.aborted;
+  }
+
+  /** The deadline has passed: requests still in flight are given up. */
+  expire(): void {
+    this.#expiry.abort(new Error('the deadline passed'));
   }
 
   /** When the limiter said the next request could go, once it has refused one of this lookup's. */
@@ -173,10 +193,13 @@ class LookupQueue {
           };
         },
       };
-      // A list still waiting for a worker when its deadline has passed is answered then, not when a worker
-      // comes to it: past the deadline the limiter refuses its first address at once, and the run answers
-      // the rest, so asking them all now sends nothing and needs no worker.
-      const cancelExpiry = this.#clock.schedule(run.deadline + 1 - this.#clock.now(), () => void this.#drain(list));
+      // At the deadline, requests still in flight are given up, and a list still waiting for a worker is
+      // answered then, not when a worker comes to it: past the deadline the limiter refuses its first
+      // address at once, and the run answers the rest, so asking them all now sends nothing and needs no worker.
+      const cancelExpiry = this.#clock.schedule(run.deadline + 1 - this.#clock.now(), () => {
+        run.expire();
+        void this.#drain(list);
+      });
       signal?.addEventListener('abort', onAbort, { once: true });
       this.#enqueue(list);
       this.#start();
@@ -335,7 +358,7 @@ export class HttpUpstream {
       }
       let answer: UpstreamAnswer | { failure: string };
       try {
-        answer = await this.#send(path, signal);
+        answer = await this.#send(path, run);
       } finally {
         admission.release();
       }
@@ -364,18 +387,19 @@ export class HttpUpstream {
     await this.#agent.close();
   }
 
-  async #send(path: string, signal: AbortSignal | undefined): Promise<UpstreamAnswer | { failure: string }> {
+  async #send(path: string, run: LookupRun): Promise<UpstreamAnswer | { failure: string }> {
     try {
       const response = await request(`${this.#baseUrl}${path}`, {
         dispatcher: this.#agent,
         method: 'GET',
         headers: this.#headers,
-        signal,
+        signal: run.requestSignal,
       });
       const body = await response.body.text();
       return { statusCode: response.statusCode, headers: response.headers, body };
     } catch (error) {
-      signal?.throwIfAborted();
+      run.signal?.throwIfAborted();
+      if (run.expired) return { failure: 'no answer before the deadline' };
       if (TIMEOUT_CODES.has(errorCode(error) ?? '')) return { failure: `timeout after ${this.#timeoutMs} ms` };
       return { failure: describeFailure(error) };
     }

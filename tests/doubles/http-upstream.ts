@@ -6,7 +6,9 @@ import type { Clock } from '../../src/clock.js';
 export type ScriptedResponse =
   | { kind: 'answer'; status: number; body: string; headers?: Record<string, string> }
   /** Never answers; the connection stays open until the client gives up or the double closes. */
-  | { kind: 'hang' };
+  | { kind: 'hang' }
+  /** Sends the headers at once, then the body one byte every `everyMs`. */
+  | { kind: 'trickle'; status: number; body: string; everyMs: number };
 
 export const respond = {
   json: (body: unknown, status = 200): ScriptedResponse => ({
@@ -42,6 +44,7 @@ export const respond = {
     headers: { 'content-type': 'application/json' },
   }),
   hang: (): ScriptedResponse => ({ kind: 'hang' }),
+  trickle: (body: unknown, everyMs: number): ScriptedResponse => ({ kind: 'trickle', status: 200, body: JSON.stringify(body), everyMs }),
 };
 
 export interface RecordedRequest {
@@ -114,6 +117,10 @@ export class HttpUpstreamDouble {
       res.once('close', () => (this.#inFlight -= 1));
       const response = this.#next(path, ip);
       if (response.kind === 'hang') return;
+      if (response.kind === 'trickle') {
+        this.#trickle(res, response);
+        return;
+      }
       const send = () => this.#send(res, response);
       if (this.#latencyMs > 0) setTimeout(send, this.#latencyMs);
       else send();
@@ -175,6 +182,19 @@ export class HttpUpstreamDouble {
       return undefined;
     }
     return respond.limited(Math.ceil((1 - ceiling.tokens) / ceiling.rate));
+  }
+
+  #trickle(res: ServerResponse, response: Extract<ScriptedResponse, { kind: 'trickle' }>): void {
+    res.writeHead(response.status, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(response.body)) });
+    let sent = 0;
+    const timer = setInterval(() => {
+      res.write(response.body.slice(sent, sent + 1));
+      sent += 1;
+      if (sent < response.body.length) return;
+      clearInterval(timer);
+      res.end();
+    }, response.everyMs);
+    res.once('close', () => clearInterval(timer));
   }
 
   #send(res: ServerResponse, response: Extract<ScriptedResponse, { kind: 'answer' }>): void {

@@ -163,6 +163,19 @@ describe('GreyNoiseSource', () => {
     expect(upstream.requestsFor('1.1.1.1')).toHaveLength(3);
   });
 
+  it('gives up at the deadline on an answer that is slow to come or trickles in, keeping the rest of the list', async () => {
+    const { source } = greynoise({ timeoutMs: 5_000 });
+    upstream.respondTo('1.1.1.1', respond.trickle({ ip: '1.1.1.1', noise: true, riot: false, message: 'Success' }, 200));
+    upstream.respondTo('2.2.2.2', respond.hang());
+    const started = Date.now();
+    const outcomes = await source.lookup(['1.1.1.1', '2.2.2.2', '3.3.3.3'], { deadline: started + 600 });
+    const took = Date.now() - started;
+    expect(outcomes.get('1.1.1.1')).toEqual({ status: 'error', error: 'no answer before the deadline' });
+    expect(outcomes.get('2.2.2.2')).toEqual({ status: 'error', error: 'no answer before the deadline' });
+    expect(outcomes.get('3.3.3.3')?.status).toBe('not_found');
+    expect(took).toBeLessThan(1_500);
+  });
+
   it('answers once per distinct address and refuses what is not an address', async () => {
     const { source } = greynoise();
     const outcomes = await source.lookup(['1.1.1.1', '1.1.1.1', '1.1.1.1/24'], soon());
