@@ -151,9 +151,11 @@ export class CymruClient {
       socket.on('close', () => {
         clearTimeout(timer);
         this.#inFlight--;
-        // A cut-off last line could still look like a row (a truncated AS name), so only whole lines count.
-        const complete = failure === undefined ? answer : answer.slice(0, answer.lastIndexOf('\n') + 1);
-        resolve({ rows: parseBulkAnswer(complete), ...(failure === undefined ? {} : { failure }) });
+        // A cut-off last line could still look like a row (a truncated AS name), so only whole lines count,
+        // and an answer that stops mid-line was cut short however cleanly the connection closed.
+        const wholeLines = answer.lastIndexOf('\n') + 1;
+        if (wholeLines < answer.length) failure ??= 'the answer ended in the middle of a line';
+        resolve({ rows: parseBulkAnswer(answer.slice(0, wholeLines)), ...(failure === undefined ? {} : { failure }) });
       });
     });
   }

@@ -17,9 +17,14 @@ export interface WhoisRow {
  * How the double treats one connection. answer: the protocol; hang: read the request, never answer;
  * refuse: close as soon as the connection is accepted; garbage: answer with text holding no row;
  * resetAfterRows: send the banner, the header and that many rows (and with cutRow, the next one without
- * the end of its AS name), then reset the connection.
+ * the end of its AS name), then reset the connection, or with cleanClose end it as if the answer were whole.
  */
-export type Behaviour = 'answer' | 'hang' | 'refuse' | 'garbage' | { resetAfterRows: number; cutRow?: boolean };
+export type Behaviour =
+  | 'answer'
+  | 'hang'
+  | 'refuse'
+  | 'garbage'
+  | { resetAfterRows: number; cutRow?: boolean; cleanClose?: boolean };
 
 export interface CymruWhoisOptions {
   /** Answers by canonical address; null answers `NA`. Other routable addresses get defaultRow(), bogons `NA`. */
@@ -162,7 +167,8 @@ export async function startCymruWhois(options: CymruWhoisOptions = {}): Promise<
       socket.write(banner() + sent.map((row) => `${row}\n`).join('') + cut, () => {
         setTimeout(() => {
           finish();
-          socket.resetAndDestroy();
+          if (behaviour.cleanClose) socket.end();
+          else socket.resetAndDestroy();
         }, RESET_DELAY_MS);
       });
       return;

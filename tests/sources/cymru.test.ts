@@ -243,6 +243,17 @@ describe('CymruClient', () => {
     expect(results.get(cut)).toMatchObject({ status: 'error' });
   });
 
+  it('asks again for the addresses of an answer cut mid-line, even when the connection closed cleanly', async () => {
+    const double = await whois({ behaviour: (index) => (index === 0 ? { resetAfterRows: 1, cutRow: true, cleanClose: true } : 'answer') });
+    const [first = '', cut = ''] = addresses(2);
+    const cymru = client(double, { retries: 1 });
+    const results = await cymru.lookup([first, cut]);
+    expect(results.get(first)).toEqual(expectedOk(first));
+    expect(results.get(cut)).toEqual(expectedOk(cut));
+    expect(double.connections.map((connection) => connection.addresses)).toEqual([[first, cut], [cut]]);
+    expect(cymru.stats().failures).toBe(1);
+  });
+
   it('times out a hanging query, destroys its socket and fails only that batch', async () => {
     const double = await whois({ behaviour: (index) => (index === 0 ? 'hang' : 'answer') });
     const cymru = client(double, { batchSize: 2, timeoutMs: 150, retries: 0 });
