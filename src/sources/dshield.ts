@@ -80,19 +80,17 @@ export class DShieldSource implements PerAddressSource<DShield> {
       return { status: 'error', error: 'answer without an "ip" object' };
     }
     const record = ip as Record<string, unknown>;
-    const reports = integer(record.count);
-    const attacks = integer(record.attacks);
-    if (reports === null && attacks === null) return { status: 'not_found', data: null };
-    return {
-      status: 'ok',
-      data: {
-        attacks,
-        reports,
-        firstSeen: text(record.mindate),
-        lastSeen: text(record.maxdate),
-        threatFeeds: feedNames(record.threatfeeds),
-        abuseContact: text(record.asabusecontact),
-      },
+    const data: DShield = {
+      attacks: integer(record.attacks),
+      reports: integer(record.count),
+      firstSeen: text(record.mindate),
+      lastSeen: text(record.maxdate),
+      threatFeeds: feedNames(record.threatfeeds),
+      abuseContact: text(record.asabusecontact),
     };
+    if (data.reports !== null || data.attacks !== null || data.threatFeeds.length > 0) return { status: 'ok', data };
+    // No reports of the address itself; what ISC still says about its network (the abuse contact) is kept.
+    const anything = data.abuseContact !== null || data.firstSeen !== null || data.lastSeen !== null;
+    return { status: 'not_found', data: anything ? data : null };
   }
 }

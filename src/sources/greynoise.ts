@@ -51,7 +51,7 @@ export class GreyNoiseSource implements PerAddressSource<GreyNoise> {
     return this.#http.lookupEach(ips, options, (ip, run) => {
       const reason = this.unsupported(ip);
       if (reason !== undefined) return Promise.resolve({ status: 'unsupported', reason });
-      return this.#http.get(`/v3/community/${ip}`, run, (answer) => this.#interpret(answer));
+      return this.#http.get(`/v3/community/${ip}`, run, (answer) => this.#interpret(ip, answer));
     });
   }
 
@@ -59,15 +59,16 @@ export class GreyNoiseSource implements PerAddressSource<GreyNoise> {
     return this.#http.close();
   }
 
-  #interpret(answer: UpstreamAnswer): Verdict<GreyNoise> {
+  #interpret(ip: string, answer: UpstreamAnswer): Verdict<GreyNoise> {
     const body = parseJsonObject(answer.body);
     switch (answer.statusCode) {
       case 200:
         return body ? { status: 'ok', data: toGreyNoise(body) } : { status: 'retry', error: 'unparseable JSON' };
       case 404:
-        // "IP not observed" is GreyNoise's real answer for an address it has never seen; a 404 without that
-        // JSON comes from something else (a wrong base URL, a proxy) and must not be remembered as an answer.
-        return body
+        // "IP not observed" is GreyNoise's real answer for an address it has never seen, and it names the
+        // address; any other 404 comes from something else (a wrong base URL, a proxy) and must not be
+        // remembered as an answer.
+        return body?.ip === ip
           ? { status: 'not_found', data: toGreyNoise(body) }
           : { status: 'error', error: 'HTTP 404 without a GreyNoise answer' };
       case 401:

@@ -81,6 +81,18 @@ describe('DShieldSource', () => {
     expect(outcomes.get('9.9.9.9')).toEqual({ status: 'not_found', data: null });
   });
 
+  it('keeps the abuse contact of an address without reports, and takes a threat-feed listing as an answer', async () => {
+    const empty = { count: null, attacks: null, maxdate: null, mindate: null, updated: null };
+    upstream.respondTo('9.9.9.1', respond.json({ ip: { number: '9.9.9.1', ...empty, threatfeeds: null, asabusecontact: 'abuse@example.net' } }));
+    upstream.respondTo('9.9.9.2', respond.json({ ip: { number: '9.9.9.2', ...empty, threatfeeds: { ciarmy: { lastseen: '2026-11-20' } } } }));
+    const outcomes = await dshield().lookup(['9.9.9.1', '9.9.9.2'], soon());
+    expect(outcomes.get('9.9.9.1')).toEqual({
+      status: 'not_found',
+      data: { attacks: null, reports: null, firstSeen: null, lastSeen: null, threatFeeds: [], abuseContact: 'abuse@example.net' },
+    });
+    expect(outcomes.get('9.9.9.2')).toMatchObject({ status: 'ok', data: { reports: null, threatFeeds: ['ciarmy'] } });
+  });
+
   it('passes on "bad IP address" as an error without retrying', async () => {
     upstream.respondTo('1.1.1.1', respond.json({ error: 'bad IP address' }));
     const outcomes = await dshield().lookup(['1.1.1.1'], soon());

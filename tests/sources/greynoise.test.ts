@@ -79,6 +79,15 @@ describe('GreyNoiseSource', () => {
     expect(upstream.requests[0]?.headers.key).toBeUndefined();
   });
 
+  it('does not remember a 404 that is not GreyNoise speaking about the address', async () => {
+    const { source } = greynoise();
+    upstream.respondTo('9.9.9.8', respond.json({ error: 'route not found' }, 404));
+    upstream.respondTo('9.9.9.7', respond.json({ ip: '1.2.3.4', noise: false, riot: false }, 404));
+    const outcomes = await source.lookup(['9.9.9.8', '9.9.9.7'], soon());
+    expect(outcomes.get('9.9.9.8')).toEqual({ status: 'error', error: 'HTTP 404 without a GreyNoise answer' });
+    expect(outcomes.get('9.9.9.7')).toEqual({ status: 'error', error: 'HTTP 404 without a GreyNoise answer' });
+  });
+
   it('never sends an IPv6 address to GreyNoise', async () => {
     const { source } = greynoise();
     const outcomes = await source.lookup(['2606:4700::1111', '1.1.1.1'], soon());
