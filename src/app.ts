@@ -5,7 +5,7 @@ import addFormats from 'ajv-formats';
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Config } from './config.js';
 import { EnrichStatsSchema } from './enrich/stats.js';
-import { ProblemSchema, registerProblemHandlers } from './errors.js';
+import { answerClientError, answerFrameworkError, ProblemSchema, registerProblemHandlers } from './errors.js';
 import services, { type ServiceOverrides } from './plugins/services.js';
 import { SHARED_SCHEMAS } from './record/model.js';
 import enrichRoute from './routes/enrich.js';
@@ -38,6 +38,9 @@ function validators(): { body: Ajv; text: Ajv } {
 /** Schemas, OpenAPI and routes: everything that defines the HTTP contract, without any backend. */
 export async function registerApi(app: FastifyInstance, config: Config): Promise<void> {
   const ajv = validators();
+  // Fastify's built-in text/plain parser would hand a JSON-looking text body to the schema, answering 400
+  // where the contract promises 415 for every body that is not application/json.
+  app.removeContentTypeParser('text/plain');
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? ajv.body : ajv.text).compile(schema));
   // Responses are built by our own code to the declared schemas (tests validate them against those schemas).
   // The schema-driven serializer runs an Ajv check for every nullable field of every record, which made a
@@ -80,6 +83,8 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     bodyLimit: Math.max(1024 * 1024, config.ENRICH_MAX_IPS * 64),
     // A line per request would dominate the cost of a cached lookup; debug and trace still log them.
     logController: new LogController({ disableRequestLogging: config.LOG_LEVEL !== 'debug' && config.LOG_LEVEL !== 'trace' }),
+    frameworkErrors: answerFrameworkError,
+    clientErrorHandler: answerClientError,
   }).withTypeProvider<TypeBoxTypeProvider>();
   await app.register(services, { config, overrides });
   await registerApi(app, config);

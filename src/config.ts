@@ -15,6 +15,15 @@ const Duration = (defaultValue: string, description: string) =>
 const OptionalPath = (description: string) => Type.Optional(Type.String({ minLength: 1, description }));
 
 /**
+ * A value the service sends in an HTTP header. undici refuses any header value outside Latin-1 (and control
+ * characters) on every request, so such a value is stopped at boot; printable ASCII is the safe rule.
+ */
+const OptionalHeaderValue = (minLength: number, description: string) =>
+  Type.Optional(
+    Type.String({ minLength, pattern: '^[\\x20-\\x7E]+$', description: `${description} (printable ASCII: sent in an HTTP header)` }),
+  );
+
+/**
  * Every setting the service reads, keyed by its environment variable so that a rejected value is
  * reported under the exact name the operator has to fix.
  */
@@ -27,6 +36,12 @@ export const ConfigSchema = Type.Object({
   }),
   DATABASE_URL: Type.Optional(
     Type.String({ pattern: '^postgres(ql)?://', description: 'PostgreSQL connection string' }),
+  ),
+  DATABASE_TIMEOUT_MS: Integer(
+    10_000,
+    100,
+    600_000,
+    'how long to wait for PostgreSQL to connect or to answer one statement before answering 503',
   ),
   DATA_DIR: Type.String({ default: './data', minLength: 1, description: 'embedded database directory' }),
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'Redis connection string' })),
@@ -42,12 +57,12 @@ export const ConfigSchema = Type.Object({
   ENRICH_MAX_IPS: Integer(10_000, 1, 1_000_000, 'largest list POST /enrich accepts'),
   ENRICH_DEADLINE_MS: Integer(10_000, 0, 600_000, 'how long a request may wait for rate-limited sources'),
   GREYNOISE_API_URL: HttpUrl('https://api.greynoise.io', 'GreyNoise API base URL'),
-  GREYNOISE_API_KEY: Type.Optional(Type.String({ minLength: 1, description: 'GreyNoise API key' })),
+  GREYNOISE_API_KEY: OptionalHeaderValue(1, 'GreyNoise API key'),
   GREYNOISE_RATE: Type.Number({ default: 1, exclusiveMinimum: 0, maximum: 10_000, description: 'requests/s' }),
   GREYNOISE_BURST: Integer(5, 1, 10_000, 'token bucket size'),
   GREYNOISE_MAX_IN_FLIGHT: Integer(4, 1, 1024, 'GreyNoise requests in flight at once'),
   DSHIELD_API_URL: HttpUrl('https://isc.sans.edu', 'DShield/ISC API base URL'),
-  DSHIELD_CONTACT: Type.Optional(Type.String({ minLength: 3, description: 'contact for the User-Agent' })),
+  DSHIELD_CONTACT: OptionalHeaderValue(3, 'contact for the User-Agent'),
   DSHIELD_RATE: Type.Number({ default: 1, exclusiveMinimum: 0, maximum: 10_000, description: 'requests/s' }),
   DSHIELD_BURST: Integer(2, 1, 10_000, 'token bucket size'),
   DSHIELD_MAX_IN_FLIGHT: Integer(4, 1, 1024, 'DShield requests in flight at once'),

@@ -19,6 +19,7 @@ describe('configuration', () => {
       DSHIELD_RATE: 1,
       DSHIELD_BURST: 2,
       ENRICH_DEADLINE_MS: 10000,
+      DATABASE_TIMEOUT_MS: 10000,
     });
   });
 
@@ -33,8 +34,20 @@ describe('configuration', () => {
     ['LOG_LEVEL', 'loud', /LOG_LEVEL="loud" is invalid: expected one of fatal, error, warn, info/],
     ['DATABASE_URL', 'mysql://x', /DATABASE_URL="mysql:\/\/x" is invalid/],
     ['TTL_CYMRU', '7 days', /TTL_CYMRU="7 days" is invalid/],
+    ['DATABASE_TIMEOUT_MS', '0', /DATABASE_TIMEOUT_MS="0" is invalid: expected an integer, >= 100, <= 600000/],
+    ['DSHIELD_CONTACT', 'セキュリティ@example.jp', /DSHIELD_CONTACT="セキュリティ@example.jp" is invalid: expected a string, matching/],
+    ['GREYNOISE_API_KEY', 'clé', /GREYNOISE_API_KEY="clé" is invalid: expected a string, matching/],
   ])('stops the boot naming %s when it is %s', (variable, value, message) => {
     expect(() => loadConfig({ [variable]: value })).toThrow(message);
+  });
+
+  it('stops the boot on a control character in a value sent as an HTTP header', () => {
+    expect(() => loadConfig({ GREYNOISE_API_KEY: 'key\r\nX-Injected: 1' })).toThrow(/^GREYNOISE_API_KEY=".*" is invalid/);
+  });
+
+  it('accepts any printable ASCII, spaces included, in values sent as HTTP headers', () => {
+    const config = loadConfig({ DSHIELD_CONTACT: 'SOC team <soc@example.org> ~ +1 555', GREYNOISE_API_KEY: 'a1!"#$%&/=?' });
+    expect(config).toMatchObject({ DSHIELD_CONTACT: 'SOC team <soc@example.org> ~ +1 555', GREYNOISE_API_KEY: 'a1!"#$%&/=?' });
   });
 
   it('reads durations in seconds or with a unit', () => {

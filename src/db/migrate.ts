@@ -56,6 +56,7 @@ function checksumMatches(sql: string, checksum: string): boolean {
 }
 
 const isMissing = (err: unknown) => (err as NodeJS.ErrnoException).code === 'ENOENT';
+const messageOf = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 async function readMigrations(dir: string): Promise<MigrationFile[]> {
   let entries;
@@ -90,7 +91,16 @@ async function acquireLock(client: pg.PoolClient, logger: FastifyBaseLogger | un
   );
   if (rows[0]?.locked) return;
   logger?.info('waiting for another process to finish migrating the database');
-  await client.query(`SELECT pg_advisory_lock(${PRISMA_ADVISORY_LOCK_KEY})`);
+  try {
+    await client.query(`SELECT pg_advisory_lock(${PRISMA_ADVISORY_LOCK_KEY})`);
+  } catch (err) {
+    throw new MigrationError(
+      `gave up waiting for the migration lock (PostgreSQL advisory lock ${PRISMA_ADVISORY_LOCK_KEY}), which another ` +
+        `process holds while it migrates this database: ${messageOf(err)}; start again once it has finished, ` +
+        'or raise DATABASE_TIMEOUT_MS, which bounds the wait',
+      { cause: err },
+    );
+  }
 }
 
 /** False when the lock could not be released, so the caller must drop the connection that still holds it. */
@@ -124,8 +134,7 @@ async function applyOne(client: pg.PoolClient, migration: MigrationFile): Promis
   } catch (err) {
     // A ROLLBACK that fails means the connection is gone, and PostgreSQL rolls back a dead session's transaction.
     await client.query('ROLLBACK').catch(() => undefined);
-    const reason = err instanceof Error ? err.message : String(err);
-    throw new MigrationError(`migration ${migration.name} failed and was rolled back: ${reason}`, { cause: err });
+    throw new MigrationError(`migration ${migration.name} failed and was rolled back: ${messageOf(err)}`, { cause: err });
   }
 }
 
@@ -182,7 +191,8 @@ async function migrate(
 
 /**
  * Applies the pending Prisma-layout migrations, keeping `_prisma_migrations` exactly as `prisma migrate deploy`
- * would, so either can take over from the other.
+ * would, so either can take over from the other. The pool's timeouts bound every statement and the wait for
+ * another process's lock, so a database that stops answering fails the boot instead of stalling it.
  */
 export async function applyMigrations(
   pool: pg.Pool,
@@ -192,7 +202,9 @@ export async function applyMigrations(
   const migrations = await readMigrations(options.migrationsDir ?? DEFAULT_MIGRATIONS_DIR);
   // One connection throughout: a session advisory lock belongs to the connection that took it.
   const client = await pool.connect();
-  let reusable = true;
+  // Until its lock is released the session is dropped, never pooled: one whose wait for the lock failed may
+  // still be granted it later and would then keep every other process from migrating.
+  let reusable = false;
   try {
     await acquireLock(client, logger);
     try {

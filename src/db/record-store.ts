@@ -123,6 +123,11 @@ export class RecordStore {
    * Upserts every update in one statement; `at` becomes updated_at of records whose sources changed
    * and last_seen of all of them. Duplicate addresses are merged, since PostgreSQL refuses to touch a row
    * twice in one INSERT … ON CONFLICT.
+   *
+   * Rows go in address order. Each statement locks its rows one after another and keeps them until it
+   * commits, so when every statement (of this save, of a concurrent one, of another instance) locks in the
+   * same order, a statement only ever waits for one that is already past that address: waits cannot form
+   * a cycle, and concurrent saves of overlapping lists never deadlock, however their chunks interleave.
    */
   async save(updates: readonly RecordUpdate[], at: Date): Promise<void> {
     if (updates.length === 0) return;
@@ -136,7 +141,7 @@ export class RecordStore {
           : update,
       );
     }
-    const rows = [...byIp.values()].map(updateToRow);
+    const rows = [...byIp.values()].sort((a, b) => (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : 0)).map(updateToRow);
     await unavailableOnFailure(Promise.all(chunks(rows, CHUNK).map((part) => this.database.pool.query(UPSERT_SQL, [JSON.stringify(part), at]))));
   }
 

@@ -85,11 +85,11 @@ const DIGIT_0 = 0x30;
 const DIGIT_9 = 0x39;
 
 /**
- * Four decimal octets without leading zeros, already canonical; null when it is not that. Read one
- * character at a time rather than with a regular expression: it runs for every address of every
- * request, and a match allocates its array and four substrings.
+ * The 32-bit value of four decimal octets without leading zeros, or null when the text is not exactly
+ * that. Read one character at a time rather than with a regular expression: it runs for every address of
+ * every request, and a match allocates its array and four substrings.
  */
-function parseDottedDecimal(text: string): ParsedAddress | null {
+function dottedDecimalValue(text: string): number | null {
   let value = 0;
   let octet = 0;
   let digits = 0;
@@ -112,7 +112,13 @@ function parseDottedDecimal(text: string): ParsedAddress | null {
     }
   }
   if (dots !== 3 || digits === 0) return null;
-  value = value * 256 + octet;
+  return value * 256 + octet;
+}
+
+/** A dotted-decimal address is already canonical: the text is the answer's `ip`. */
+function parseDottedDecimal(text: string): ParsedAddress | null {
+  const value = dottedDecimalValue(text);
+  if (value === null) return null;
   for (const range of IPV4_BOGON_MASKS) {
     if (((value & range.mask) >>> 0) === range.network) return { kind: 'bogon', ip: text, version: 4, range: range.name };
   }
@@ -133,34 +139,36 @@ function bogonRangeV6(address: ipaddr.IPv6): string | undefined {
 }
 
 /**
- * Parses one user-supplied string. Only unambiguous notations are accepted: IPv4 must be four decimal
- * octets (no "010.1.1.1", which other tools read as octal, nor "1.2.3"), and IPv6 zone indexes are
- * refused because they name a local interface, not an Internet host.
+ * Parses one user-supplied string. Only unambiguous notations are accepted: IPv4, alone or ending an IPv6
+ * address, must be four decimal octets (no "010.1.1.1", which other tools read as octal, nor "1.2.3"), and
+ * IPv6 zone indexes are refused because they name a local interface, not an Internet host.
  */
 export function parseAddress(input: string): ParsedAddress {
   const text = input.trim();
   if (text === '') return { kind: 'invalid', error: 'empty string' };
   if (text.includes('/')) return { kind: 'invalid', error: 'a network (CIDR) is not a single address' };
   if (text.includes('%')) return { kind: 'invalid', error: 'IPv6 zone indexes are not accepted' };
-  let address: ipaddr.IPv4 | ipaddr.IPv6;
   const dotted = parseDottedDecimal(text);
   if (dotted) return dotted;
-  if (text.includes(':')) {
-    if (!ipaddr.IPv6.isValid(text)) return { kind: 'invalid', error: 'not a valid IPv6 address' };
-    const v6 = ipaddr.IPv6.parse(text);
-    address = v6.isIPv4MappedAddress() ? v6.toIPv4Address() : v6;
-  } else {
-    if (!ipaddr.IPv4.isValidFourPartDecimal(text)) {
-      return { kind: 'invalid', error: 'not an IPv4 address in dotted-decimal form (four decimal octets)' };
-    }
-    address = ipaddr.IPv4.parse(text);
+  if (!text.includes(':')) {
+    return { kind: 'invalid', error: 'not an IPv4 address in dotted-decimal form (four decimal octets)' };
   }
-  if (address.kind() === 'ipv4') {
-    const ip = address.toString();
-    const range = findRange(address, IPV4_BOGONS);
+  // ipaddr.js reads the IPv4 part of an IPv6 address leniently (hex octets, leading zeros), which would let
+  // "::ffff:010.1.1.1" through as 10.1.1.1 although "010.1.1.1" alone is refused.
+  if (text.includes('.') && dottedDecimalValue(text.slice(text.lastIndexOf(':') + 1)) === null) {
+    return {
+      kind: 'invalid',
+      error: 'the IPv4 part of an IPv6 address must end it, in dotted-decimal form (four decimal octets)',
+    };
+  }
+  if (!ipaddr.IPv6.isValid(text)) return { kind: 'invalid', error: 'not a valid IPv6 address' };
+  const v6 = ipaddr.IPv6.parse(text);
+  if (v6.isIPv4MappedAddress()) {
+    const v4 = v6.toIPv4Address();
+    const ip = v4.toString();
+    const range = findRange(v4, IPV4_BOGONS);
     return range ? { kind: 'bogon', ip, version: 4, range } : { kind: 'routable', ip, version: 4 };
   }
-  const v6 = address as ipaddr.IPv6;
   const ip = v6.toRFC5952String();
   const range = bogonRangeV6(v6);
   return range ? { kind: 'bogon', ip, version: 6, range } : { kind: 'routable', ip, version: 6 };

@@ -74,11 +74,11 @@ async function services(app: FastifyInstance, options: { config: Config; overrid
 
   let database: DatabaseHandle;
   if (config.DATABASE_URL) {
-    database = connectDatabase(config.DATABASE_URL);
+    database = connectDatabase(config.DATABASE_URL, { timeoutMs: config.DATABASE_TIMEOUT_MS });
   } else {
     const embedded = await startEmbeddedDatabase(config.DATA_DIR, { logger });
     closers.push(() => embedded.close());
-    database = connectDatabase(embedded.url, { maxConnections: embedded.maxConnections });
+    database = connectDatabase(embedded.url, { maxConnections: embedded.maxConnections, timeoutMs: config.DATABASE_TIMEOUT_MS });
     defaults.push(`DATABASE_URL unset: embedded PostgreSQL (PGlite) in DATA_DIR ${config.DATA_DIR}`);
   }
   closers.push(() => database.close());

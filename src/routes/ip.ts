@@ -24,7 +24,7 @@ const ipRoute: FastifyPluginAsyncTypebox = async (app) => {
         ),
         response: {
           200: Type.Ref('IpRecord', { description: 'the enriched record of the address' }),
-          ...problemResponses(400, 500, 503),
+          ...problemResponses(400, 414, 500, 503),
         },
       },
     },

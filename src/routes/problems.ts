@@ -5,6 +5,7 @@ const DESCRIPTIONS: Record<number, string> = {
   400: 'the request is malformed (problem+json names what is wrong)',
   404: 'no such route',
   413: 'the request is too large',
+  414: 'a path parameter is longer than the router takes',
   415: 'the body is not JSON',
   500: 'internal error',
   503: 'a required backend (the database) is unavailable',

@@ -1,3 +1,4 @@
+import { connect, type AddressInfo } from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IpRecord } from '../../src/record/model.js';
@@ -44,6 +45,38 @@ async function enrich(body: unknown): Promise<{ status: number; json: EnrichAnsw
     expectToMatchSchema('Problem', json);
   }
   return { status: response.statusCode, json, contentType: String(response.headers['content-type']) };
+}
+
+interface HttpAnswer {
+  statusCode: number;
+  headers: Record<string, unknown>;
+  body: string;
+}
+
+/** Asserts the answer is the problem+json the README promises and returns it for the detail checks. */
+function expectProblem(response: HttpAnswer, status: number, code: string): { detail: string } {
+  expect(response.statusCode).toBe(status);
+  expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
+  const problem = JSON.parse(response.body) as { detail: string };
+  expectToMatchSchema('Problem', problem);
+  expect(problem).toMatchObject({ status, code });
+  return problem;
+}
+
+/** One raw HTTP/1.1 exchange, for requests Node's parser refuses before Fastify (and inject) could see them. */
+async function rawExchange(port: number, request: string): Promise<HttpAnswer> {
+  const text = await new Promise<string>((resolve) => {
+    const chunks: Buffer[] = [];
+    const socket = connect(port, '127.0.0.1', () => socket.write(request));
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    // The server closes the connection after the answer; a reset after it still leaves the answer read.
+    socket.on('error', () => undefined);
+    socket.on('close', () => resolve(Buffer.concat(chunks).toString('utf8')));
+  });
+  const [head = '', body = ''] = text.split('\r\n\r\n');
+  const [statusLine = '', ...lines] = head.split('\r\n');
+  const headers = Object.fromEntries(lines.map((line) => [line.slice(0, line.indexOf(':')).toLowerCase(), line.slice(line.indexOf(':') + 1).trim()]));
+  return { statusCode: Number(statusLine.split(' ')[1]), headers, body };
 }
 
 describe('POST /enrich', () => {
@@ -197,6 +230,68 @@ describe('rejected requests', () => {
     expect(status).toBe(413);
     expect(contentType).toMatch(/problem\+json/);
     expect((json as unknown as { detail: string }).detail).toMatch(/301 .*ENRICH_MAX_IPS allows 300/);
+  });
+
+  it.each([
+    ['text/plain'],
+    ['text/plain; charset=utf-8'],
+    ['application/x-www-form-urlencoded'],
+    ['application/xml'],
+    ['application/vnd.api+json'],
+  ])('answers 415 problem+json for a JSON-looking body sent as %s', async (contentType) => {
+    const response = await harness.app.inject({
+      method: 'POST',
+      url: '/enrich',
+      headers: { 'content-type': contentType },
+      payload: '{"ips": ["1.1.1.1"]}',
+    });
+    const problem = expectProblem(response, 415, 'unsupported-media-type');
+    expect(problem.detail).toBe(`the body must be application/json, not ${contentType}`);
+  });
+
+  it('answers 415 problem+json for a body without a content type', async () => {
+    const response = await harness.app.inject({ method: 'POST', url: '/enrich', payload: '{"ips": ["1.1.1.1"]}' });
+    expect(expectProblem(response, 415, 'unsupported-media-type').detail).toMatch(/application\/json.*no content type/);
+  });
+
+  it('accepts application/json with a charset parameter', async () => {
+    const response = await harness.app.inject({
+      method: 'POST',
+      url: '/enrich',
+      headers: { 'content-type': 'application/json; charset=utf-8' },
+      payload: '{"ips": ["not-an-ip"]}',
+    });
+    expect(response.statusCode).toBe(200);
+    expect(response.json<EnrichAnswer>().results[0]!.status).toBe('invalid');
+  });
+
+  it.each([
+    ['a path that is not valid percent-encoding', 400, 'invalid-url', /percent-encoded UTF-8/, '/ip/%ZZ'],
+    ['a percent-encoded path that is not UTF-8', 400, 'invalid-url', /percent-encoded UTF-8/, '/ip/%C0%AF'],
+    ['an unknown route with a bad percent-encoding', 400, 'invalid-url', /percent-encoded UTF-8/, '/%ZZ'],
+    ['a path parameter longer than the router takes', 414, 'uri-too-long', /longer than 100 characters/, `/ip/${'1'.repeat(150)}`],
+  ])('answers %s with %i problem+json that shows no internals', async (_name, status, code, detail, url) => {
+    const response = await harness.app.inject({ method: 'GET', url });
+    expect(expectProblem(response, status, code).detail).toMatch(detail);
+    expect(response.body).not.toMatch(/FST_|statusCode|1{150}/);
+  });
+
+  describe('refused by the HTTP parser, before any route', () => {
+    let port: number;
+    beforeAll(async () => {
+      await harness.app.listen({ host: '127.0.0.1', port: 0 });
+      port = (harness.app.server.address() as AddressInfo).port;
+    });
+
+    it('answers a malformed request with 400 problem+json', async () => {
+      const response = await rawExchange(port, 'GET /healthz HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n');
+      expect(expectProblem(response, 400, 'malformed-request').detail).toMatch(/not valid HTTP/);
+    });
+
+    it('answers headers larger than Node accepts with 431 problem+json', async () => {
+      const response = await rawExchange(port, `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
+      expect(expectProblem(response, 431, 'headers-too-large').detail).toMatch(/headers/);
+    });
   });
 
   it('answers 404 problem+json for an unknown route', async () => {

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectDatabase } from '../../src/db/client.js';
 import { applyMigrations, MigrationError } from '../../src/db/migrate.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 
@@ -201,6 +202,27 @@ describe('applyMigrations', () => {
       expect([...result.applied, ...result.alreadyApplied].sort()).toEqual(['001_a', '002_b', '003_c']);
     }
     expect((await rows(first)).map((row) => row.migration_name)).toEqual(['001_a', '002_b', '003_c']);
+  });
+
+  it('gives up waiting for a lock another process holds after the database timeout, naming the lock', async () => {
+    const dir = await migrationsDir({ '001_a': 'CREATE TABLE a (id int);' });
+    const holder = await admin.connect();
+    await holder.query(`SELECT pg_advisory_lock(${PRISMA_LOCK_KEY})`);
+    const handle = connectDatabase(database.url, { timeoutMs: 300 });
+    try {
+      const error = await applyMigrations(handle.pool, { migrationsDir: dir }).catch((err: unknown) => err);
+
+      expect(error).toBeInstanceOf(MigrationError);
+      expect((error as Error).message).toMatch(
+        new RegExp(`^gave up waiting for the migration lock \\(PostgreSQL advisory lock ${PRISMA_LOCK_KEY}\\).*DATABASE_TIMEOUT_MS`),
+      );
+      // The session that waited is dropped: it could still be granted the lock and hold it for good.
+      expect(handle.pool.totalCount).toBe(0);
+    } finally {
+      await holder.query(`SELECT pg_advisory_unlock(${PRISMA_LOCK_KEY})`);
+      holder.release();
+      await handle.close();
+    }
   });
 
   it('rolls back a broken migration, records nothing for it and names it in the error', async () => {

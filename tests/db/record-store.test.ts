@@ -57,6 +57,36 @@ describe('record store', () => {
     expect(rows[0]!.lookup_count).toBe(2);
   });
 
+  it('lets concurrent saves of overlapping addresses in different orders all succeed, counting every lookup', async () => {
+    const addresses = Array.from({ length: 6000 }, (_, i) => `46.${i >> 8}.${i & 255}.1`);
+    // Windows of 4,000 (two statements each) that overlap their neighbours, listed forwards, backwards and
+    // interleaved, so that without one global lock order the statements of two saves wait for each other.
+    const orders = [
+      (ips: string[]) => ips,
+      (ips: string[]) => ips.toReversed(),
+      (ips: string[]) => [...ips.filter((_, i) => i % 2 === 1), ...ips.filter((_, i) => i % 2 === 0)],
+    ];
+    const saves = Array.from({ length: 12 }, (_, n) => {
+      const window = addresses.slice((n % 5) * 500, (n % 5) * 500 + 4000);
+      return orders[n % orders.length]!(window);
+    });
+    const results = await Promise.allSettled(
+      saves.map((ips, n) =>
+        store.save(ips.map((ip, i) => ({ ip, sources: n % 2 === 0 ? { cymru: state(asn(i)) } : {}, lookups: 1 })), new Date()),
+      ),
+    );
+
+    const failures = results.flatMap((result) => (result.status === 'rejected' ? [String((result.reason as Error).cause)] : []));
+    expect(failures).toEqual([]);
+    const expected = new Map<string, number>();
+    for (const ips of saves) for (const ip of ips) expected.set(ip, (expected.get(ip) ?? 0) + 1);
+    const { rows } = await handle.pool.query<{ ip: string; lookup_count: number }>(
+      'SELECT ip, lookup_count FROM ip_record WHERE ip = ANY($1::text[])',
+      [addresses],
+    );
+    expect(new Map(rows.map((row) => [row.ip, row.lookup_count]))).toEqual(expected);
+  });
+
   it('keeps updated_at when only lookups are counted', async () => {
     const ip = '45.200.0.2';
     await store.save([{ ip, sources: { cymru: state(asn(3)) }, lookups: 1 }], new Date('2026-11-22T10:00:00Z'));

@@ -6,6 +6,8 @@ describe('address parsing', () => {
     ['8.8.8.8', '8.8.8.8'],
     [' 8.8.8.8\t', '8.8.8.8'],
     ['::ffff:8.8.8.8', '8.8.8.8'],
+    ['::FFFF:1.1.1.1', '1.1.1.1'],
+    ['2606:4700::1.1.1.1', '2606:4700::101:101'],
     ['2001:4860:4860:0:0:0:0:8888', '2001:4860:4860::8888'],
     ['2001:DB8:0:0:1:0:0:1'.replace('DB8', '4860'), '2001:4860::1:0:0:1'],
     ['2a00:0:0:0:0:0:0:1', '2a00::1'],
@@ -39,6 +41,8 @@ describe('address parsing', () => {
     ['2001:0:4136:e378::1', 'teredo'],
     ['100::1', 'discard-only'],
     ['::ffff:192.168.1.1', 'private'],
+    ['::ffff:0.0.0.0', 'this-network'],
+    ['64:ff9b::1.2.3.4', 'nat64'],
     ['4000::1', 'reserved'],
   ])('answers %s as a bogon in range %s', (input, range) => {
     expect(parseAddress(input)).toMatchObject({ kind: 'bogon', range });
@@ -67,6 +71,14 @@ describe('address parsing', () => {
     ['2001:db8::g', /IPv6/],
     ['', /empty/],
     ['example.com', /dotted-decimal/],
+    ['::ffff:0x8.8.8.8', /IPv4 part .*dotted-decimal/],
+    ['::ffff:8.8.8.0x8', /IPv4 part .*dotted-decimal/],
+    ['::ffff:010.1.1.1', /IPv4 part .*dotted-decimal/],
+    ['::ffff:01.1.1.1', /IPv4 part .*dotted-decimal/],
+    ['::ffff:1.2.3', /IPv4 part .*dotted-decimal/],
+    ['::ffff:256.1.1.1', /IPv4 part .*dotted-decimal/],
+    ['64:ff9b::1.2.03.4', /IPv4 part .*dotted-decimal/],
+    ['::ffff:1.2.3.4:5', /IPv4 part .*dotted-decimal/],
   ])('refuses %j with a reason', (input, reason) => {
     const parsed = parseAddress(input);
     expect(parsed.kind).toBe('invalid');
