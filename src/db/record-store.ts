@@ -100,6 +100,24 @@ async function unavailableOnFailure<T>(work: Promise<T>): Promise<T> {
   }
 }
 
+/** JSON.stringify's escapes for the text PostgreSQL's jsonb refuses: NUL, and a surrogate without its pair. */
+const JSONB_REFUSES = /\\u0000|\\ud[89a-f][0-9a-f]{2}/i;
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
+/**
+ * The rows as JSON text jsonb accepts. Upstream text (an AS name, a GreyNoise or DShield field) may hold a
+ * NUL or a lone surrogate, and one of them would fail the write of every row of its statement, on every
+ * later request too; such characters become U+FFFD. The scan costs one pass over the text, and the text is
+ * made again only when it finds one.
+ */
+function jsonbText(rows: readonly Record<string, unknown>[]): string {
+  const json = JSON.stringify(rows);
+  if (!JSONB_REFUSES.test(json)) return json;
+  return JSON.stringify(rows, (_key, value: unknown) =>
+    typeof value === 'string' ? value.replaceAll('\u0000', '\ufffd').replace(LONE_SURROGATE, '\ufffd') : value,
+  );
+}
+
 /** Rows per statement: large lists are split so that PostgreSQL parses and writes the parts on several backends at once. */
 const CHUNK = 2500;
 
@@ -142,7 +160,7 @@ export class RecordStore {
       );
     }
     const rows = [...byIp.values()].sort((a, b) => (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : 0)).map(updateToRow);
-    await unavailableOnFailure(Promise.all(chunks(rows, CHUNK).map((part) => this.database.pool.query(UPSERT_SQL, [JSON.stringify(part), at]))));
+    await unavailableOnFailure(Promise.all(chunks(rows, CHUNK).map((part) => this.database.pool.query(UPSERT_SQL, [jsonbText(part), at]))));
   }
 
   async ping(): Promise<void> {

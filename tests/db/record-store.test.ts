@@ -87,6 +87,20 @@ describe('record store', () => {
     expect(new Map(rows.map((row) => [row.ip, row.lookup_count]))).toEqual(expected);
   });
 
+  it('stores upstream text holding NUL or a lone surrogate, with U+FFFD in their place, and the rest of the list', async () => {
+    const odd = { ...notObserved, name: 'Scanner\u0000Co \ud800 \udc00 \u{1F600}', classification: 'benign' };
+    await store.save(
+      [
+        { ip: '45.93.1.1', sources: { greynoise: state(odd) }, lookups: 1 },
+        { ip: '45.93.1.2', sources: { cymru: state(asn(64500)) }, lookups: 1 },
+      ],
+      new Date(),
+    );
+    const loaded = await store.load(['45.93.1.1', '45.93.1.2']);
+    expect(loaded.get('45.93.1.1')?.sources.greynoise?.data).toEqual({ ...odd, name: 'Scanner\ufffdCo \ufffd \ufffd \u{1F600}' });
+    expect(loaded.get('45.93.1.2')?.sources.cymru?.data).toEqual(asn(64500));
+  });
+
   it('keeps updated_at when only lookups are counted', async () => {
     const ip = '45.200.0.2';
     await store.save([{ ip, sources: { cymru: state(asn(3)) }, lookups: 1 }], new Date('2026-11-22T10:00:00Z'));
