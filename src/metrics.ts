@@ -4,38 +4,58 @@ import { SOURCE_NAMES } from './record/model.js';
 
 type Labels = Record<string, string>;
 
-/** One label set of a counter: increments are plain additions, handed to prom-client when scraped. */
+/** One label set of a counter fed per request: increments are plain additions. */
 interface Tally {
   pending: number;
 }
 
 /**
- * A Prometheus counter fed on every request. prom-client hashes the label set and allocates on each
- * increment, which was a measurable share of a cached GET /ip/:addr; here an increment is an addition.
+ * A Prometheus counter whose increments are handed to prom-client only when the registry is scraped: each
+ * label set has a function that says how much it grew since the last scrape.
  */
 class DeferredCounter {
-  private readonly tallies: Array<Tally & { labels: Labels }> = [];
+  private readonly growth: Array<{ labels: Labels; grownBy: () => number }> = [];
 
   constructor(registry: Registry, name: string, help: string, labelNames: readonly string[]) {
-    const tallies = this.tallies;
+    const growth = this.growth;
     new Counter({
       name,
       help,
       labelNames,
       registers: [registry],
       collect() {
-        for (const tally of tallies) {
-          this.inc(tally.labels, tally.pending);
-          tally.pending = 0;
-        }
+        for (const { labels, grownBy } of growth) this.inc(labels, grownBy());
       },
     });
   }
 
+  /**
+   * A label set fed on every request. prom-client hashes the label set and allocates on each increment,
+   * which was a measurable share of a cached GET /ip/:addr; here an increment is an addition.
+   */
   tally(labels: Labels): Tally {
-    const tally = { labels, pending: 0 };
-    this.tallies.push(tally);
+    const tally = { pending: 0 };
+    this.follow(labels, () => {
+      const grown = tally.pending;
+      tally.pending = 0;
+      return grown;
+    });
     return tally;
+  }
+
+  /** A label set that mirrors a total the services already keep. */
+  mirror(labels: Labels, total: () => number): void {
+    let seen = 0;
+    this.follow(labels, () => {
+      const now = total();
+      const grown = Math.max(0, now - seen);
+      seen = Math.max(seen, now);
+      return grown;
+    });
+  }
+
+  private follow(labels: Labels, grownBy: () => number): void {
+    this.growth.push({ labels, grownBy });
   }
 }
 
@@ -156,36 +176,21 @@ export class Metrics {
 
   constructor(totals: UpstreamTotals) {
     collectDefaultMetrics({ register: this.registry, prefix: 'ipenrich_' });
-    const registry = this.registry;
-    /** A counter over a total the services already keep: what it grew by since the last scrape is added. */
-    const counterOf = (name: string, help: string, labelNames: readonly string[], reads: Array<[Labels, () => number]>) => {
-      const seen = reads.map(() => 0);
-      new Counter({
-        name,
-        help,
-        labelNames,
-        registers: [registry],
-        collect() {
-          reads.forEach(([labels, read], index) => {
-            const total = read();
-            this.inc(labels, Math.max(0, total - (seen[index] as number)));
-            seen[index] = Math.max(total, seen[index] as number);
-          });
-        },
-      });
-    };
-    counterOf('ipenrich_cymru_bulk_queries_total', 'bulk whois queries sent to Team Cymru', [], [[{}, () => totals.cymruQueries()]]);
-    counterOf('ipenrich_cymru_bulk_failures_total', 'bulk whois queries that failed', [], [[{}, () => totals.cymruFailures()]]);
-    counterOf('ipenrich_cache_errors_total', 'L1 cache commands that failed', [], [[{}, () => totals.cacheErrors()]]);
-    counterOf(
+    const mirror = (name: string, help: string, total: () => number) =>
+      new DeferredCounter(this.registry, name, help, []).mirror({}, total);
+    mirror('ipenrich_cymru_bulk_queries_total', 'bulk whois queries sent to Team Cymru', () => totals.cymruQueries());
+    mirror('ipenrich_cymru_bulk_failures_total', 'bulk whois queries that failed', () => totals.cymruFailures());
+    mirror('ipenrich_cache_errors_total', 'L1 cache commands that failed', () => totals.cacheErrors());
+    const decisions = new DeferredCounter(
+      this.registry,
       'ipenrich_limiter_decisions_total',
       'rate limiter decisions per upstream (admitted: a request left; refused: deferred past a deadline)',
       ['source', 'decision'],
-      (['greynoise', 'dshield'] as const).flatMap((source): Array<[Labels, () => number]> => [
-        [{ source, decision: 'admitted' }, () => totals.limiterAdmitted(source)],
-        [{ source, decision: 'refused' }, () => totals.limiterRefused(source)],
-      ]),
     );
+    for (const source of ['greynoise', 'dshield'] as const) {
+      decisions.mirror({ source, decision: 'admitted' }, () => totals.limiterAdmitted(source));
+      decisions.mirror({ source, decision: 'refused' }, () => totals.limiterRefused(source));
+    }
   }
 
   /** Label sets are bound once, so that observing a request never builds or hashes one. */

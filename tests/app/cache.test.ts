@@ -29,6 +29,21 @@ function upstreamCalls(harness: Harness) {
   };
 }
 
+/** The stored lookup count of each address, in address order. */
+async function lookupCounts(harness: Harness, ips: readonly string[]) {
+  const db = new pg.Client({ connectionString: harness.database.url });
+  await db.connect();
+  try {
+    const { rows } = await db.query<{ ip: string; lookup_count: number }>(
+      'SELECT ip, lookup_count FROM ip_record WHERE ip = ANY($1) ORDER BY ip',
+      [ips],
+    );
+    return rows;
+  } finally {
+    await db.end();
+  }
+}
+
 const list = (prefix: string, count: number) => Array.from({ length: count }, (_, i) => `${prefix}.${i + 1}`);
 
 describe('L1 on Redis', () => {
@@ -173,11 +188,7 @@ describe('per-source freshness', () => {
     const ips = ['45.92.1.1', '45.92.1.2'];
     for (let i = 0; i < 3; i += 1) await enrich(harness, { ips: [...ips, ips[0]!] });
     await harness.restart();
-    const db = new pg.Client({ connectionString: harness.database.url });
-    await db.connect();
-    const rows = await db.query<{ ip: string; lookup_count: number }>('SELECT ip, lookup_count FROM ip_record WHERE ip = ANY($1) ORDER BY ip', [ips]);
-    await db.end();
-    expect(rows.rows).toEqual([
+    expect(await lookupCounts(harness, ips)).toEqual([
       { ip: '45.92.1.1', lookup_count: 3 },
       { ip: '45.92.1.2', lookup_count: 3 },
     ]);
@@ -194,11 +205,7 @@ describe('per-source freshness', () => {
     expect(fromDatabase.stats.tiers.l2).toMatchObject({ hits: 2, misses: 0 });
     expect(upstreamCalls(harness)).toEqual(before);
     await harness.restart();
-    const db = new pg.Client({ connectionString: harness.database.url });
-    await db.connect();
-    const rows = await db.query<{ ip: string; lookup_count: number }>('SELECT ip, lookup_count FROM ip_record WHERE ip = ANY($1) ORDER BY ip', [ips]);
-    await db.end();
-    expect(rows.rows).toEqual([
+    expect(await lookupCounts(harness, ips)).toEqual([
       { ip: '45.92.2.1', lookup_count: 2 },
       { ip: '45.92.2.2', lookup_count: 2 },
     ]);
