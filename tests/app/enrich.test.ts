@@ -1,4 +1,4 @@
-import { connect, type AddressInfo } from 'node:net';
+import { connect, type AddressInfo, type Socket } from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IpRecord } from '../../src/record/model.js';
@@ -291,6 +291,17 @@ describe('rejected requests', () => {
     it('answers headers larger than Node accepts with 431 problem+json', async () => {
       const response = await rawExchange(port, `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
       expect(expectProblem(response, 431, 'headers-too-large').detail).toMatch(/headers/);
+    });
+
+    it('answers a request that does not arrive in time with 408 problem+json', async () => {
+      const { server } = harness.app;
+      server.once('connection', (socket: Socket) => {
+        // Node looks for overdue requests every 30 s or more; the error it then raises is raised here at once.
+        const overdue = Object.assign(new Error('Request timeout'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' });
+        setTimeout(() => server.emit('clientError', overdue, socket), 50);
+      });
+      const response = await rawExchange(port, 'GET /healthz HTTP/1.1\r\nHost: x\r\n');
+      expect(expectProblem(response, 408, 'request-timeout').detail).toMatch(/in time/);
     });
   });
 
