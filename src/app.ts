@@ -2,21 +2,44 @@ import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Ajv, type Options as AjvOptions } from 'ajv';
 import addFormats from 'ajv-formats';
-import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import { systemClock, type Clock } from './clock.js';
 import type { Config } from './config.js';
 import { EnrichStatsSchema } from './enrich/stats.js';
 import { answerClientError, answerFrameworkError, ProblemSchema, registerProblemHandlers } from './errors.js';
-import services, { type ServiceOverrides } from './plugins/services.js';
+import cache from './plugins/app/cache.js';
+import enricher from './plugins/app/enricher.js';
+import limiters from './plugins/app/limiters.js';
+import metrics from './plugins/app/metrics.js';
+import readiness from './plugins/app/readiness.js';
+import sources from './plugins/app/sources.js';
+import database from './plugins/external/database.js';
+import maxmind from './plugins/external/maxmind.js';
+import redis from './plugins/external/redis.js';
+import type { AppOverrides } from './plugins/overrides.js';
 import { SHARED_SCHEMAS } from './record/model.js';
 import enrichRoute from './routes/enrich.js';
-import healthRoutes, { ReadinessSchema } from './routes/health.js';
+import healthRoutes from './routes/health.js';
 import ipRoute from './routes/ip.js';
 import metricsRoute from './routes/metrics.js';
+import { ReadinessSchema } from './schemas/readiness.js';
 import { PRODUCT, VERSION } from './version.js';
 
-export interface AppOverrides extends ServiceOverrides {
-  logger?: FastifyServerOptions['logger'];
+export type { AppOverrides };
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    config: Config;
+    /** The one source of "now" and of waiting for every part (simulated in tests). */
+    clock: Clock;
+  }
 }
+
+/**
+ * Everything that enriches, in the order of their dependencies: the outside resources, then the service's
+ * own parts. A role is this list and the routes (or the jobs) it serves.
+ */
+export const ENRICHMENT_PLUGINS = [readiness, database, redis, maxmind, cache, limiters, sources, metrics, enricher];
 
 export const API_SCHEMAS = [...SHARED_SCHEMAS, ProblemSchema, EnrichStatsSchema, ReadinessSchema];
 
@@ -68,7 +91,7 @@ export async function registerApi(app: FastifyInstance, config: Config): Promise
       buildLocalReference: (json, _baseUri, _fragment, index) => (typeof json.$id === 'string' ? json.$id : `def-${index}`),
     },
   });
-  app.decorate('config', config);
+  if (!app.hasDecorator('config')) app.decorate('config', config);
   await app.register(enrichRoute);
   await app.register(ipRoute);
   await app.register(healthRoutes);
@@ -86,7 +109,9 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     frameworkErrors: answerFrameworkError,
     clientErrorHandler: answerClientError,
   }).withTypeProvider<TypeBoxTypeProvider>();
-  await app.register(services, { config, overrides });
+  app.decorate('config', config);
+  app.decorate('clock', overrides.clock ?? systemClock);
+  for (const plugin of ENRICHMENT_PLUGINS) await app.register(plugin, overrides);
   await registerApi(app, config);
   return app;
 }

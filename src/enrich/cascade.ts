@@ -1,7 +1,7 @@
-import type { RecordCache } from '../cache/tier.js';
+import { elapsedMs, type TieredLoader, type TierStats } from '../cache/tiered-loader.js';
 import { chunks } from '../chunks.js';
 import type { Clock } from '../clock.js';
-import type { RecordStore, RecordUpdate } from '../db/record-store.js';
+import type { RecordUpdate } from '../db/record-store.js';
 import { parseAddress, type ParsedAddress } from '../ip/address.js';
 import {
   SOURCE_NAMES,
@@ -11,10 +11,18 @@ import {
   type StoredSourceState,
   type StoredSources,
 } from '../record/model.js';
+import {
+  cymruStillDue,
+  nothingDue,
+  planAddress,
+  RATE_LIMITED_SOURCES,
+  unavailableOutcomes,
+  type AddressPlan,
+  type PlanContext,
+} from './plan.js';
 import { routableJson, unroutedView, type Outcomes } from './record-view.js';
-import type { LookupRecorder } from './lookup-recorder.js';
 import type { EnrichStats, SourceCounters } from './stats.js';
-import type { Freshness, PerAddressSource, SourceSet } from './sources.js';
+import type { Freshness, SourceSet } from './sources.js';
 
 export interface EnrichRequest {
   inputs: readonly string[];
@@ -30,24 +38,35 @@ export interface EnrichResult {
   stats: EnrichStats;
 }
 
+/** Where the records are written (PostgreSQL's RecordStore in the service). */
+export interface RecordWriter {
+  save(updates: readonly RecordUpdate[], at: Date): Promise<void>;
+}
+
+/** Counts lookups of addresses a request answered from the tiers without writing them. */
+export interface LookupCounter {
+  record(ips: readonly string[]): void;
+}
+
 export interface EnricherDeps {
   sources: SourceSet;
-  store: RecordStore;
-  cache: RecordCache;
+  tiers: TieredLoader;
+  store: RecordWriter;
   freshness: Freshness;
   clock: Clock;
   /** Addresses per unit of work: one Team Cymru bulk query's worth. */
   chunkSize: number;
-  /** Counts lookups of addresses a request answered from the tiers without writing them. */
-  lookups: LookupRecorder;
+  lookups: LookupCounter;
   /** Told of every finished request, e.g. to feed Prometheus counters. */
   onStats?: (stats: EnrichStats) => void;
 }
 
-/** What one request does for one address: what it knew, and what each source answered now. */
+/** What one request does for one address: what it knew, what it needs, and what each source answered now. */
 interface Work {
   ip: string;
   known: StoredRecord | undefined;
+  /** Decided once, when `known` is final. */
+  plan: AddressPlan | undefined;
   outcomes: Outcomes;
   update: Partial<StoredSources>;
   /** Sources of `update` already written, so a later write in this request carries only new answers. */
@@ -60,30 +79,20 @@ interface Work {
   merged?: StoredRecord;
 }
 
-/** One request's view of the sources: which were asked for, when "now" is, what to bypass. */
-interface Plan {
-  requested: ReadonlySet<SourceName>;
-  refresh: boolean;
+/** One request's view of the sources, and its tallies. */
+interface Request {
+  context: PlanContext;
+  unavailable: ReturnType<typeof unavailableOutcomes>;
   deadline: number;
   at: Date;
-  /** `at` in epoch ms, for freshness. */
-  now: number;
   stats: EnrichStats;
 }
 
 const ALL_SOURCES: ReadonlySet<SourceName> = new Set(SOURCE_NAMES);
-const RATE_LIMITED_SOURCES = ['greynoise', 'dshield'] as const;
-const NO_WORK: ReadonlyMap<string, Work> = new Map();
 const EMPTY_SOURCES: StoredSources = { maxmind: null, cymru: null, greynoise: null, dshield: null };
 
-/** Durations are measured in real time whatever clock decides freshness: they describe this process. */
-const elapsed = (since: number) => Math.round((performance.now() - since) * 100) / 100;
-
 const noLookups = (): SourceCounters => ({ lookups: 0, ok: 0, notFound: 0, errors: 0, rateLimited: 0 });
-
-function emptyCounters(): Record<SourceName, SourceCounters> {
-  return { maxmind: noLookups(), cymru: noLookups(), greynoise: noLookups(), dshield: noLookups() };
-}
+const noReads = (): TierStats => ({ hits: 0, misses: 0, durationMs: 0 });
 
 function count(counters: SourceCounters, outcome: SourceOutcome<unknown>): void {
   counters.lookups += 1;
@@ -93,9 +102,16 @@ function count(counters: SourceCounters, outcome: SourceOutcome<unknown>): void 
   else if (outcome.status === 'rate_limited') counters.rateLimited += 1;
 }
 
+function addReads(into: TierStats, read: TierStats): void {
+  into.hits += read.hits;
+  into.misses += read.misses;
+  into.durationMs += read.durationMs;
+}
+
 /**
- * The cascade: collect what each address still needs, ask every source in bulk, merge, persist, and
- * answer in input order. Work for an address is done once however often it appears in the list.
+ * The cascade: find what the tiers hold for each address, plan what each source still has to answer,
+ * ask every source in bulk, merge, persist, and answer in input order. Work for an address is done once
+ * however often it appears in the list.
  *
  * A list is cut into chunks of one Team Cymru query each, and every chunk runs its own pipeline (tiers,
  * MaxMind, the upstreams, persistence): the first bulk query leaves as soon as its chunk is collected,
@@ -115,36 +131,37 @@ export class Enricher {
       if (address.kind === 'invalid') invalid += 1;
       else if (address.kind === 'bogon') bogon += 1;
       else if (!work.has(address.ip)) {
-        work.set(address.ip, { ip: address.ip, known: undefined, fromL2: false, outcomes: {}, update: {}, saved: undefined, counted: false });
+        work.set(address.ip, {
+          ip: address.ip,
+          known: undefined,
+          plan: undefined,
+          fromL2: false,
+          outcomes: {},
+          update: {},
+          saved: undefined,
+          counted: false,
+        });
       }
     }
-    const now = this.deps.clock.now();
-    const plan: Plan = {
-      requested: request.sources ? new Set(request.sources) : ALL_SOURCES,
-      refresh: request.refresh === true,
-      deadline: request.deadline,
-      at: new Date(now),
-      now,
-      stats: {
-        total: request.inputs.length,
-        unique: work.size,
-        invalid,
-        bogon,
-        durationMs: 0,
-        tiers: { l1: { hits: 0, misses: 0, durationMs: 0 }, l2: { hits: 0, misses: 0, durationMs: 0 } },
-        sources: emptyCounters(),
-      },
-    };
+    const state = this.begin(request, {
+      total: request.inputs.length,
+      unique: work.size,
+      invalid,
+      bogon,
+      durationMs: 0,
+      tiers: { l1: noReads(), l2: noReads() },
+      sources: { maxmind: noLookups(), cymru: noLookups(), greynoise: noLookups(), dshield: noLookups() },
+    });
     const items = [...work.values()];
-    if (!plan.refresh && this.answerableInProcess(items, plan)) {
-      this.settle(items, plan);
+    if (!state.context.refresh && this.answerableInProcess(items, state)) {
+      this.settle(items, state);
     } else {
-      // Chunks are collected one after another (tiers, MaxMind, then their queries leave) so that the first
-      // bulk query is not held back by the collection of the whole list; their answers overlap freely.
+      // Chunks are collected one after another (tiers, then their queries leave) so that the first bulk
+      // query is not held back by the collection of the whole list; their answers overlap freely.
       let collected: Promise<unknown> = Promise.resolve();
       await Promise.all(
         chunks(items, this.deps.chunkSize).map((part) => {
-          const chunk = this.enrichChunk(part, plan, collected);
+          const chunk = this.runChunk(part, state, collected);
           collected = chunk.collected;
           return chunk.done;
         }),
@@ -157,56 +174,99 @@ export class Enricher {
       const item = work.get(address.ip)!;
       return routableJson(input, item.merged!, item.outcomes);
     });
-    const { stats } = plan;
-    stats.durationMs = elapsed(started);
+    const { stats } = state;
+    stats.durationMs = elapsedMs(started);
     this.deps.onStats?.(stats);
     return { results, stats };
   }
 
-  private enrichChunk(items: Work[], plan: Plan, previous: Promise<unknown>) {
-    const collection = previous.then(async () => {
-      await this.readTiers(items, plan.stats, !plan.refresh);
-      // Wrapped, so that the collection settles once the queries have left, not when they have answered.
-      return { answers: this.fetch(items, plan) };
-    });
-    return {
-      collected: collection.then(() => undefined, () => undefined),
-      done: collection.then(async ({ answers }) => {
-        await answers;
-        await this.finishChunk(items, plan);
-      }),
+  private begin(request: EnrichRequest, stats: EnrichStats): Request {
+    const { sources, freshness, clock } = this.deps;
+    const now = clock.now();
+    const context: PlanContext = {
+      requested: request.sources ? new Set(request.sources) : ALL_SOURCES,
+      refresh: request.refresh === true,
+      now,
+      freshness,
+      maxmindVersion: sources.maxmind.version(),
+      availability: {
+        maxmind: sources.maxmind.availability(),
+        greynoise: sources.greynoise.availability(),
+        dshield: sources.dshield.availability(),
+      },
+      unsupported: {
+        greynoise: (ip) => sources.greynoise.unsupported(ip),
+        dshield: (ip) => sources.dshield.unsupported(ip),
+      },
     };
+    return { context, unavailable: unavailableOutcomes(context), deadline: request.deadline, at: new Date(now), stats };
+  }
+
+  /** Fixes an address's plan from what the tiers held; the outcomes it settles are this request's answer. */
+  private plan(item: Work, request: Request): AddressPlan {
+    const plan = planAddress(item.ip, item.known, request.context, request.unavailable);
+    item.plan = plan;
+    if (plan.answered) Object.assign(item.outcomes, plan.answered);
+    return plan;
   }
 
   /**
    * Whether every address is in the process-local copy of L1 with nothing due from any source. Such a
    * request (a hot GET /ip/:addr, a list asked again) is then answered without a single await; the
-   * addresses found are kept as known either way, so a request that does need more reads only the rest.
+   * addresses found keep their record and plan either way, so a request that does need more reads and
+   * plans only the rest.
    */
-  private answerableInProcess(items: Work[], plan: Plan): boolean {
-    const started = performance.now();
-    let hits = 0;
+  private answerableInProcess(items: Work[], request: Request): boolean {
+    const { found, stats } = this.deps.tiers.peek(items.map((item) => item.ip));
+    addReads(request.stats.tiers.l1, stats);
+    let answerable = found.size === items.length;
     for (const item of items) {
-      item.known = this.deps.cache.peek(item.ip);
-      if (item.known) hits += 1;
+      item.known = found.get(item.ip);
+      if (item.known && !nothingDue(this.plan(item, request))) answerable = false;
     }
-    plan.stats.tiers.l1.hits += hits;
-    plan.stats.tiers.l1.durationMs += elapsed(started);
-    return (
-      hits === items.length &&
-      this.maxmindDue(items, plan).length === 0 &&
-      this.cymruDue(items, plan).size === 0 &&
-      RATE_LIMITED_SOURCES.every((source) => this.rateLimitedDue(source, items, plan).size === 0)
-    );
+    return answerable;
   }
 
-  private async finishChunk(items: Work[], plan: Plan): Promise<void> {
-    const cacheable = this.settle(items, plan);
-    if (cacheable.length > 0) await this.deps.cache.setMany(cacheable);
+  private runChunk(items: Work[], request: Request, previous: Promise<unknown>) {
+    const collection = previous.then(async () => {
+      await this.collect(items, request);
+      // Wrapped, so that the collection settles once the queries have left, not when they have answered.
+      return { answers: this.askAndSave(items, request) };
+    });
+    return {
+      collected: collection.then(
+        () => undefined,
+        () => undefined,
+      ),
+      done: collection.then(async ({ answers }) => {
+        await answers;
+        await this.deps.tiers.fill(this.settle(items, request));
+      }),
+    };
+  }
+
+  /** Reads from the tiers what the process-local copy did not hold, and plans those addresses. */
+  private async collect(items: Work[], request: Request): Promise<void> {
+    const missing = items.filter((item) => !item.known);
+    if (missing.length > 0) {
+      const read = await this.deps.tiers.load(
+        missing.map((item) => item.ip),
+        { skipL1: request.context.refresh },
+      );
+      addReads(request.stats.tiers.l1, read.stats.l1);
+      addReads(request.stats.tiers.l2, read.stats.l2);
+      for (const item of missing) {
+        item.known = read.l1.get(item.ip);
+        if (item.known) continue;
+        item.known = read.l2.get(item.ip);
+        item.fromL2 = item.known !== undefined;
+      }
+    }
+    for (const item of items) if (!item.plan) this.plan(item, request);
   }
 
   /** Merges what each address learned into its record; returns the records L1 lacks or holds stale. */
-  private settle(items: Work[], plan: Plan): StoredRecord[] {
+  private settle(items: Work[], request: Request): StoredRecord[] {
     const cacheable: StoredRecord[] = [];
     const unchanged: string[] = [];
     for (const item of items) {
@@ -218,7 +278,7 @@ export class Enricher {
           : {
               ip: item.ip,
               sources: { ...(item.known?.sources ?? EMPTY_SOURCES), ...item.update },
-              updatedAt: plan.at.toISOString(),
+              updatedAt: request.at.toISOString(),
             };
       if (changed || item.fromL2) cacheable.push(item.merged);
       // A changed record's lookup is counted by the write that carries the change.
@@ -229,101 +289,15 @@ export class Enricher {
   }
 
   /**
-   * Fills `known` for the addresses the process-local copy did not hold: from L1, then L2 for what L1
-   * lacks. A refresh skips L1 but still reads the stored records: they are not used as fresh, but a
-   * source that fails now must not erase what the record already holds from it.
+   * Asks every source what its plan says for these addresses, and writes each answer as it arrives: the
+   * Team Cymru part as soon as the bulk query is done, the rate-limited sources after.
    */
-  private async readTiers(items: Work[], stats: EnrichStats, useL1: boolean): Promise<void> {
-    let missing = items.filter((item) => !item.known);
-    if (useL1 && missing.length > 0) {
-      const started = performance.now();
-      const cached = await this.deps.cache.getMany(missing.map((item) => item.ip));
-      stats.tiers.l1.hits += cached.size;
-      stats.tiers.l1.misses += missing.length - cached.size;
-      stats.tiers.l1.durationMs += elapsed(started);
-      for (const item of missing) item.known = cached.get(item.ip);
-      missing = missing.filter((item) => !item.known);
-    }
-    if (missing.length === 0) return;
-    const started = performance.now();
-    const stored = await this.deps.store.load(missing.map((item) => item.ip));
-    stats.tiers.l2.hits += stored.size;
-    stats.tiers.l2.misses += missing.length - stored.size;
-    stats.tiers.l2.durationMs += elapsed(started);
-    for (const item of missing) {
-      item.known = stored.get(item.ip);
-      item.fromL2 = item.known !== undefined;
-    }
-  }
-
-  private isFresh(source: Exclude<SourceName, 'maxmind'>, state: StoredSourceState<unknown> | null | undefined, now: number) {
-    return state != null && now - Date.parse(state.fetchedAt) < this.deps.freshness[source];
-  }
-
-  /** The addresses MaxMind must be asked about: it has no answer from the loaded database build. */
-  private maxmindDue(items: Work[], plan: Plan): Work[] {
-    const due: Work[] = [];
-    if (!plan.requested.has('maxmind')) return due;
-    const { maxmind } = this.deps.sources;
-    const version = maxmind.version();
-    for (const item of items) {
-      const state = item.known?.sources.maxmind;
-      if (plan.refresh || !state || state.database !== version) due.push(item);
-    }
-    if (due.length === 0) return due;
-    const availability = maxmind.availability();
-    if (availability.status === 'ready') return due;
-    for (const item of due) item.outcomes.maxmind = { status: availability.status, reason: availability.reason ?? 'not configured' };
-    return [];
-  }
-
-  /** The addresses Team Cymru must be asked about: no fresh answer, and no ASN from MaxMind. */
-  private cymruDue(items: Work[], plan: Plan): ReadonlyMap<string, Work> {
-    if (!plan.requested.has('cymru')) return NO_WORK;
-    let due: Map<string, Work> | undefined;
-    for (const item of items) {
-      const maxmindState = item.update.maxmind ?? item.known?.sources.maxmind;
-      if (maxmindState?.data?.asn) {
-        if (!item.known?.sources.cymru) item.outcomes.cymru = { status: 'skipped', reason: 'MaxMind knows the ASN' };
-      } else if (plan.refresh || !this.isFresh('cymru', item.known?.sources.cymru, plan.now)) {
-        (due ??= new Map()).set(item.ip, item);
-      }
-    }
-    return due ?? NO_WORK;
-  }
-
-  /**
-   * The addresses a rate-limited source must be asked about; none while it is unavailable. An address
-   * the source cannot answer for at all (IPv6 for GreyNoise) is answered here, never queued.
-   */
-  private rateLimitedDue(source: (typeof RATE_LIMITED_SOURCES)[number], items: Work[], plan: Plan): ReadonlyMap<string, Work> {
-    if (!plan.requested.has(source)) return NO_WORK;
-    const upstream: PerAddressSource<unknown> = this.deps.sources[source];
-    let due: Map<string, Work> | undefined;
-    for (const item of items) {
-      if (!plan.refresh && this.isFresh(source, item.known?.sources[source], plan.now)) continue;
-      const unsupported = upstream.unsupported(item.ip);
-      if (unsupported === undefined) (due ??= new Map()).set(item.ip, item);
-      else item.outcomes[source] = { status: 'unsupported', reason: unsupported };
-    }
-    if (!due) return NO_WORK;
-    const availability = upstream.availability();
-    if (availability.status === 'ready') return due;
-    for (const item of due.values()) item.outcomes[source] = { status: availability.status, reason: availability.reason ?? '' };
-    return NO_WORK;
-  }
-
-  /**
-   * Asks every source what it still has to answer for these addresses, and writes each answer as it
-   * arrives: the Team Cymru part as soon as the bulk query is done, the rate-limited sources after.
-   */
-  private async fetch(items: Work[], plan: Plan) {
+  private async askAndSave(items: Work[], request: Request): Promise<void> {
     const { sources } = this.deps;
-    const { at } = plan;
-    const fetchedAt = at.toISOString();
+    const fetchedAt = request.at.toISOString();
     const record = (item: Work, source: SourceName, outcome: SourceOutcome<unknown>) => {
       item.outcomes[source] = outcome;
-      count(plan.stats.sources[source], outcome);
+      count(request.stats.sources[source], outcome);
       if (outcome.status === 'ok' || outcome.status === 'not_found') {
         const state: StoredSourceState<unknown> = { status: outcome.status, fetchedAt, data: outcome.data };
         if (outcome.database !== undefined) state.database = outcome.database;
@@ -342,21 +316,28 @@ export class Enricher {
     };
 
     // MaxMind first and in process: an ASN it knows spares the Team Cymru query.
-    for (const item of this.maxmindDue(items, plan)) record(item, 'maxmind', sources.maxmind.lookup(item.ip));
+    for (const item of items) if (item.plan?.maxmind) record(item, 'maxmind', sources.maxmind.lookup(item.ip));
+    const cymruDue = new Map<string, Work>();
+    for (const item of items) {
+      if (!item.plan?.cymru) continue;
+      const still = cymruStillDue(item.update.maxmind ?? item.known?.sources.maxmind, item.known?.sources.cymru);
+      if (still.due) cymruDue.set(item.ip, item);
+      else if (still.outcome) item.outcomes.cymru = still.outcome;
+    }
     const pending: Array<Promise<unknown>> = [];
-    const cymruDue = this.cymruDue(items, plan);
     if (cymruDue.size > 0) {
       pending.push(
-        sources.cymru.lookupStreaming([...cymruDue.keys()], (results) => this.persist(recordAll(cymruDue, 'cymru', results), at)),
+        sources.cymru.lookupStreaming([...cymruDue.keys()], (results) => this.persist(recordAll(cymruDue, 'cymru', results), request.at)),
       );
     }
     for (const source of RATE_LIMITED_SOURCES) {
-      const due = this.rateLimitedDue(source, items, plan);
+      const due = new Map<string, Work>();
+      for (const item of items) if (item.plan?.[source]) due.set(item.ip, item);
       if (due.size === 0) continue;
-      pending.push(sources[source].lookup([...due.keys()], { deadline: plan.deadline }).then((results) => recordAll(due, source, results)));
+      pending.push(sources[source].lookup([...due.keys()], { deadline: request.deadline }).then((results) => recordAll(due, source, results)));
     }
     if (pending.length > 0) await Promise.all(pending);
-    await this.persist(items, at);
+    await this.persist(items, request.at);
   }
 
   /** Writes what these addresses learned and has not been written yet, counting each address once. */

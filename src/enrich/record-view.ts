@@ -34,6 +34,16 @@ function report(source: SourceName, record: StoredRecord, outcome: SourceOutcome
   }
 }
 
+/**
+ * A source switched off because the upstream refused our credentials failed the user, who expected its data;
+ * one switched off by configuration (no DSHIELD_CONTACT) was never going to answer, and leaves the record ok.
+ */
+function refusedAny(outcomes: Outcomes): boolean {
+  return (
+    outcomes.greynoise?.status === 'disabled' && outcomes.greynoise.refused === true
+  ) || (outcomes.dshield?.status === 'disabled' && outcomes.dshield.refused === true);
+}
+
 /** The answer for one routable address: its stored record as merged now, and what this request saw. */
 export function routableView(input: string, record: StoredRecord, outcomes: Outcomes): IpRecord {
   const maxmind = record.sources.maxmind?.data;
@@ -49,7 +59,8 @@ export function routableView(input: string, record: StoredRecord, outcomes: Outc
     FAILED.has(sources.maxmind.status) ||
     FAILED.has(sources.cymru.status) ||
     FAILED.has(sources.greynoise.status) ||
-    FAILED.has(sources.dshield.status);
+    FAILED.has(sources.dshield.status) ||
+    refusedAny(outcomes);
   return {
     ip: record.ip,
     input,

@@ -17,11 +17,17 @@ export interface InProcessSource {
   availability(): SourceAvailability;
 }
 
+/** A bulk source's state from the outcome of its latest queries. */
+export type SourceHealth = { status: 'ready' } | { status: 'failing'; reason: string; since: string };
+
 export interface BulkAsnSource {
   lookupStreaming(
     ips: readonly string[],
     onBatch: (results: Map<string, SourceOutcome<Asn>>) => void | Promise<void>,
   ): Promise<void>;
+  health(): SourceHealth;
+  /** queries: bulk queries attempted (retries included); failures: attempts that failed. */
+  stats(): { queries: number; failures: number };
 }
 
 /** Every upstream the cascade consults, built once per process. */

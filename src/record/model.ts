@@ -160,6 +160,6 @@ export interface StoredRecord {
 /** One source's answer for one address in this request. */
 export type SourceOutcome<T> =
   | { status: 'ok' | 'not_found'; data: T | null; database?: string }
-  | { status: 'unsupported' | 'skipped' | 'unavailable' | 'disabled'; reason?: string }
+  | { status: 'unsupported' | 'skipped' | 'unavailable' | 'disabled'; reason?: string; refused?: true }
   | { status: 'error'; error: string }
   | { status: 'rate_limited'; retryAt: string };

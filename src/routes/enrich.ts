@@ -51,11 +51,11 @@ const enrichRoute: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const { results, stats } = await app.services.enricher.enrich({
+      const { results, stats } = await app.enricher.enrich({
         inputs: request.body.ips,
         sources: request.body.sources,
         refresh: request.body.refresh,
-        deadline: app.services.clock.now() + app.config.ENRICH_DEADLINE_MS,
+        deadline: app.clock.now() + app.config.ENRICH_DEADLINE_MS,
       });
       return sendSerialized(reply, `{"results":[${results.join(',')}],"stats":${JSON.stringify(stats)}}`);
     },

@@ -33,11 +33,11 @@ const ipRoute: FastifyPluginAsyncTypebox = async (app) => {
       if (parsed.kind === 'invalid') {
         throw badRequest('invalid-address', `${JSON.stringify(request.params.addr)} is not an IP address: ${parsed.error}`);
       }
-      const { results } = await app.services.enricher.enrich({
+      const { results } = await app.enricher.enrich({
         inputs: [request.params.addr],
         sources: request.query.sources,
         refresh: request.query.refresh,
-        deadline: app.services.clock.now() + app.config.ENRICH_DEADLINE_MS,
+        deadline: app.clock.now() + app.config.ENRICH_DEADLINE_MS,
       });
       return sendSerialized(reply, results[0]!);
     },

@@ -15,7 +15,7 @@ const metricsRoute: FastifyPluginAsyncTypebox = async (app) => {
         },
       },
     },
-    async (_request, reply) => reply.type(PROMETHEUS_TEXT).send(await app.services.metrics.text()),
+    async (_request, reply) => reply.type(PROMETHEUS_TEXT).send(await app.metrics.text()),
   );
 };
 

@@ -8,6 +8,7 @@ import type { SourceOutcome } from '../record/model.js';
 export interface SourceAvailability {
   status: 'ready' | 'disabled' | 'unavailable';
   reason?: string;
+  refused?: true;
 }
 
 export interface LookupOptions {
