@@ -16,9 +16,10 @@ import {
   nothingDue,
   planAddress,
   RATE_LIMITED_SOURCES,
-  unavailableOutcomes,
+  unavailableOutcome,
   type AddressPlan,
   type PlanContext,
+  type RateLimitedSource,
 } from './plan.js';
 import { routableJson, unroutedView, type Outcomes } from './record-view.js';
 import type { EnrichStats, SourceCounters } from './stats.js';
@@ -82,7 +83,6 @@ interface Work {
 /** One request's view of the sources, and its tallies. */
 interface Request {
   context: PlanContext;
-  unavailable: ReturnType<typeof unavailableOutcomes>;
   deadline: number;
   at: Date;
   stats: EnrichStats;
@@ -183,28 +183,28 @@ export class Enricher {
   private begin(request: EnrichRequest, stats: EnrichStats): Request {
     const { sources, freshness, clock } = this.deps;
     const now = clock.now();
+    const unavailable = new Map<'maxmind' | RateLimitedSource, SourceOutcome<never> | undefined>();
     const context: PlanContext = {
       requested: request.sources ? new Set(request.sources) : ALL_SOURCES,
       refresh: request.refresh === true,
       now,
       freshness,
       maxmindVersion: sources.maxmind.version(),
-      availability: {
-        maxmind: sources.maxmind.availability(),
-        greynoise: sources.greynoise.availability(),
-        dshield: sources.dshield.availability(),
+      unavailable: (source) => {
+        if (!unavailable.has(source)) unavailable.set(source, unavailableOutcome(source, sources[source].availability()));
+        return unavailable.get(source);
       },
       unsupported: {
         greynoise: (ip) => sources.greynoise.unsupported(ip),
         dshield: (ip) => sources.dshield.unsupported(ip),
       },
     };
-    return { context, unavailable: unavailableOutcomes(context), deadline: request.deadline, at: new Date(now), stats };
+    return { context, deadline: request.deadline, at: new Date(now), stats };
   }
 
   /** Fixes an address's plan from what the tiers held; the outcomes it settles are this request's answer. */
   private plan(item: Work, request: Request): AddressPlan {
-    const plan = planAddress(item.ip, item.known, request.context, request.unavailable);
+    const plan = planAddress(item.ip, item.known, request.context);
     item.plan = plan;
     if (plan.answered) Object.assign(item.outcomes, plan.answered);
     return plan;

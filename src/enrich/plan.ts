@@ -5,6 +5,8 @@ import type { Freshness, SourceAvailability } from './sources.js';
 export const RATE_LIMITED_SOURCES = ['greynoise', 'dshield'] as const;
 export type RateLimitedSource = (typeof RATE_LIMITED_SOURCES)[number];
 
+type SwitchableSource = Exclude<SourceName, 'cymru'>;
+
 /** What one request knows of the sources before it looks at any address. */
 export interface PlanContext {
   requested: ReadonlySet<SourceName>;
@@ -15,8 +17,11 @@ export interface PlanContext {
   freshness: Freshness;
   /** The loaded MaxMind build: an answer from another build is stale. */
   maxmindVersion: string | null;
-  /** Each source's state when the request began; only `ready` sources are asked. */
-  availability: Readonly<Record<SwitchableSource, SourceAvailability>>;
+  /**
+   * The outcome a source that is not ready gives every address it is due for, undefined while it is ready.
+   * Asked only when some address is due for the source, so that a cached answer never asks.
+   */
+  unavailable(source: SwitchableSource): SourceOutcome<never> | undefined;
   /** Why a rate-limited source cannot answer for an address at all (IPv6 for GreyNoise), decided without a request. */
   unsupported: Readonly<Record<RateLimitedSource, (ip: string) => string | undefined>>;
 }
@@ -40,43 +45,27 @@ export function isFresh(state: StoredSourceState<unknown> | null | undefined, tt
   return state != null && now - Date.parse(state.fetchedAt) < ttlMs;
 }
 
-type SwitchableSource = Exclude<SourceName, 'cymru'>;
-
-/**
- * The outcome each source that is not ready gives every address it was due for, made once per request
- * rather than once per address. A source switched off because the upstream refused us says so.
- */
-export function unavailableOutcomes(context: PlanContext): Partial<Record<SwitchableSource, SourceOutcome<never>>> {
-  const outcomes: Partial<Record<SwitchableSource, SourceOutcome<never>>> = {};
-  for (const source of ['maxmind', ...RATE_LIMITED_SOURCES] as const) {
-    const { status, reason, refused } = context.availability[source];
-    if (status === 'ready') continue;
-    const fallback = source === 'maxmind' ? 'not configured' : '';
-    outcomes[source] = { status, reason: reason ?? fallback, ...(refused ? { refused } : {}) };
-  }
-  return outcomes;
+/** What a source that is not ready answers; a source switched off because the upstream refused us says so. */
+export function unavailableOutcome(source: SwitchableSource, availability: SourceAvailability): SourceOutcome<never> | undefined {
+  const { status, reason, refused } = availability;
+  if (status === 'ready') return undefined;
+  return { status, reason: reason ?? (source === 'maxmind' ? 'not configured' : ''), ...(refused ? { refused } : {}) };
 }
 
 /**
  * Decides, from the record the tiers held (if any), which sources an address must be asked about now.
- * Pure: the same record and context always give the same plan, and nothing is recorded anywhere.
+ * It records nothing anywhere: the same record and context always give the same plan.
  */
-export function planAddress(
-  ip: string,
-  known: StoredRecord | undefined,
-  context: PlanContext,
-  unavailable: ReturnType<typeof unavailableOutcomes>,
-): AddressPlan {
-  const { requested, refresh, now, freshness } = context;
+export function planAddress(ip: string, known: StoredRecord | undefined, context: PlanContext): AddressPlan {
+  const { requested, refresh } = context;
   let answered: Outcomes | undefined;
-  const answer = (source: SourceName, outcome: SourceOutcome<unknown>) => ((answered ??= {})[source] = outcome);
 
   let maxmind = false;
   if (requested.has('maxmind')) {
     const state = known?.sources.maxmind;
     if (refresh || !state || state.database !== context.maxmindVersion) {
-      const outcome = unavailable.maxmind;
-      if (outcome) answer('maxmind', outcome);
+      const outcome = context.unavailable('maxmind');
+      if (outcome) (answered ??= {}).maxmind = outcome;
       else maxmind = true;
     }
   }
@@ -85,24 +74,34 @@ export function planAddress(
   if (requested.has('cymru')) {
     // A stored ASN from MaxMind spares the query only while that MaxMind answer stands.
     if (!maxmind && known?.sources.maxmind?.data?.asn) {
-      if (!known.sources.cymru) answer('cymru', ASN_FROM_MAXMIND);
+      if (!known.sources.cymru) (answered ??= {}).cymru = ASN_FROM_MAXMIND;
     } else {
-      cymru = refresh || !isFresh(known?.sources.cymru, freshness.cymru, now);
+      cymru = refresh || !isFresh(known?.sources.cymru, context.freshness.cymru, context.now);
     }
   }
 
-  const due = { greynoise: false, dshield: false };
-  for (const source of RATE_LIMITED_SOURCES) {
-    if (!requested.has(source)) continue;
-    if (!refresh && isFresh(known?.sources[source], freshness[source], now)) continue;
-    const reason = context.unsupported[source](ip);
-    if (reason !== undefined) answer(source, { status: 'unsupported', reason });
-    else if (unavailable[source]) answer(source, unavailable[source]);
-    else due[source] = true;
-  }
+  const greynoise = rateLimitedPlan('greynoise', ip, known, context);
+  const dshield = rateLimitedPlan('dshield', ip, known, context);
+  if (greynoise !== true && greynoise !== false) (answered ??= {}).greynoise = greynoise;
+  if (dshield !== true && dshield !== false) (answered ??= {}).dshield = dshield;
 
+  const due = { greynoise: greynoise === true, dshield: dshield === true };
   if (!maxmind && !cymru && !due.greynoise && !due.dshield && answered === undefined) return NOTHING_DUE;
-  return { maxmind, cymru, greynoise: due.greynoise, dshield: due.dshield, answered };
+  return { maxmind, cymru, ...due, answered };
+}
+
+/** Whether a rate-limited source is due for an address (true), not needed (false), or answered without asking. */
+function rateLimitedPlan(
+  source: RateLimitedSource,
+  ip: string,
+  known: StoredRecord | undefined,
+  context: PlanContext,
+): boolean | SourceOutcome<never> {
+  if (!context.requested.has(source)) return false;
+  if (!context.refresh && isFresh(known?.sources[source], context.freshness[source], context.now)) return false;
+  const reason = context.unsupported[source](ip);
+  if (reason !== undefined) return { status: 'unsupported', reason };
+  return context.unavailable(source) ?? true;
 }
 
 export function nothingDue(plan: AddressPlan): boolean {
