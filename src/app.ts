@@ -4,21 +4,22 @@ import { Ajv, type Options as AjvOptions } from 'ajv';
 import addFormats from 'ajv-formats';
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Config } from './config.js';
-import { EnrichStatsSchema } from './enrich/stats.js';
-import { answerClientError, answerFrameworkError, ProblemSchema, registerProblemHandlers } from './errors.js';
+import { answerClientError, answerFrameworkError, registerProblemHandlers } from './errors.js';
 import services, { type ServiceOverrides } from './plugins/services.js';
-import { SHARED_SCHEMAS } from './record/model.js';
 import enrichRoute from './routes/enrich.js';
 import healthRoutes, { ReadinessSchema } from './routes/health.js';
 import ipRoute from './routes/ip.js';
 import metricsRoute from './routes/metrics.js';
+import { EnrichStatsSchema } from './schemas/enrich.js';
+import { ProblemSchema } from './schemas/problem.js';
+import { RECORD_SCHEMAS } from './schemas/record.js';
 import { PRODUCT, VERSION } from './version.js';
 
 export interface AppOverrides extends ServiceOverrides {
   logger?: FastifyServerOptions['logger'];
 }
 
-export const API_SCHEMAS = [...SHARED_SCHEMAS, ProblemSchema, EnrichStatsSchema, ReadinessSchema];
+export const API_SCHEMAS = [...RECORD_SCHEMAS, ProblemSchema, EnrichStatsSchema, ReadinessSchema];
 
 /**
  * Bodies are validated without coercion, so `{"ips": "1.2.3.4"}` or `{"ips": [1]}` is a 400 rather than

@@ -1,26 +1,8 @@
-import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { tooManyAddresses } from '../errors.js';
-import { SOURCE_NAMES } from '../record/model.js';
-import { EnrichStatsSchema } from '../enrich/stats.js';
+import { EnrichAnswerSchema, EnrichBodySchema } from '../schemas/enrich.js';
 import { problemResponses } from './problems.js';
 import { sendSerialized } from './serialized.js';
-import { StringEnum } from '../schema.js';
-
-export const SourceNameSchema = StringEnum(SOURCE_NAMES);
-
-const EnrichBody = Type.Object(
-  {
-    ips: Type.Array(Type.String(), {
-      description: 'addresses to enrich; anything that is not an IP address is answered with status "invalid"',
-    }),
-    sources: Type.Optional(
-      Type.Array(SourceNameSchema, { uniqueItems: true, description: 'limit lookups to these sources (default: all)' }),
-    ),
-    refresh: Type.Optional(Type.Boolean({ description: 'fetch again what is stored and still fresh', default: false })),
-  },
-  { additionalProperties: false },
-);
 
 const enrichRoute: FastifyPluginAsyncTypebox = async (app) => {
   const maxIps = app.config.ENRICH_MAX_IPS;
@@ -33,12 +15,9 @@ const enrichRoute: FastifyPluginAsyncTypebox = async (app) => {
           'One result per input string, in input order (duplicates answered each time, looked up once). ' +
           'At most ENRICH_MAX_IPS strings (default 10000) per request; more is a 413.',
         tags: ['enrich'],
-        body: EnrichBody,
+        body: EnrichBodySchema,
         response: {
-          200: Type.Object(
-            { results: Type.Array(Type.Ref('IpRecord')), stats: Type.Ref(EnrichStatsSchema) },
-            { description: 'one result per input string, in input order' },
-          ),
+          200: EnrichAnswerSchema,
           ...problemResponses(400, 413, 415, 500, 503),
         },
       },

@@ -2,7 +2,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { badRequest } from '../errors.js';
 import { parseAddress } from '../ip/address.js';
-import { SourceNameSchema } from './enrich.js';
+import { IpParamsSchema, IpQuerySchema } from '../schemas/ip.js';
 import { problemResponses } from './problems.js';
 import { sendSerialized } from './serialized.js';
 
@@ -14,14 +14,8 @@ const ipRoute: FastifyPluginAsyncTypebox = async (app) => {
         summary: 'Enrich one IP address',
         description: 'Answers from the stored record, enriching on demand what is missing or stale.',
         tags: ['enrich'],
-        params: Type.Object({ addr: Type.String({ description: 'IPv4 or IPv6 address' }) }),
-        querystring: Type.Object(
-          {
-            sources: Type.Optional(Type.Array(SourceNameSchema, { description: 'limit lookups to these sources' })),
-            refresh: Type.Optional(Type.Boolean({ default: false, description: 'fetch again what is still fresh' })),
-          },
-          { additionalProperties: false },
-        ),
+        params: IpParamsSchema,
+        querystring: IpQuerySchema,
         response: {
           200: Type.Ref('IpRecord', { description: 'the enriched record of the address' }),
           ...problemResponses(400, 414, 500, 503),
