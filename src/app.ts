@@ -4,7 +4,7 @@ import { Ajv, type Options as AjvOptions } from 'ajv';
 import addFormats from 'ajv-formats';
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Config } from './config.js';
-import { answerClientError, answerFrameworkError, registerProblemHandlers } from './errors.js';
+import { answerClientError, answerFrameworkError, registerProblemHandlers } from './errors/handlers.js';
 import services, { type ServiceOverrides } from './plugins/services.js';
 import enrichRoute from './routes/enrich.js';
 import healthRoutes, { ReadinessSchema } from './routes/health.js';

@@ -1,5 +1,5 @@
 import { chunks } from '../chunks.js';
-import { serviceUnavailable } from '../errors.js';
+import { ProblemError } from '../errors/problem.js';
 import type { DatabaseHandle } from './client.js';
 import {
   SOURCE_NAMES,
@@ -96,7 +96,7 @@ async function unavailableOnFailure<T>(work: Promise<T>): Promise<T> {
   try {
     return await work;
   } catch (error) {
-    throw serviceUnavailable('database-unavailable', 'the database did not answer; try again shortly', { cause: error });
+    throw new ProblemError('database-unavailable', 'the database did not answer; try again shortly', { cause: error });
   }
 }
 

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { tooManyAddresses } from '../errors.js';
+import { ProblemError } from '../errors/problem.js';
 import { EnrichAnswerSchema, EnrichBodySchema } from '../schemas/enrich.js';
 import { problemResponses } from './problems.js';
 import { sendSerialized } from './serialized.js';
@@ -18,14 +18,22 @@ const enrichRoute: FastifyPluginAsyncTypebox = async (app) => {
         body: EnrichBodySchema,
         response: {
           200: EnrichAnswerSchema,
-          ...problemResponses(400, 413, 415, 500, 503),
+          ...problemResponses(
+            'invalid-json',
+            'invalid-request',
+            'too-many-addresses',
+            'body-too-large',
+            'unsupported-media-type',
+            'internal-error',
+            'database-unavailable',
+          ),
         },
       },
       // Counted before validation so an oversized list is refused without validating every element.
       preValidation: async (request) => {
         const ips = (request.body as { ips?: unknown } | undefined)?.ips;
         if (Array.isArray(ips) && ips.length > maxIps) {
-          throw tooManyAddresses(`ips has ${ips.length} entries; ENRICH_MAX_IPS allows ${maxIps} per request`);
+          throw new ProblemError('too-many-addresses', `ips has ${ips.length} entries; ENRICH_MAX_IPS allows ${maxIps} per request`);
         }
       },
     },

@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { badRequest } from '../errors.js';
+import { ProblemError } from '../errors/problem.js';
 import { parseAddress } from '../ip/address.js';
 import { IpParamsSchema, IpQuerySchema } from '../schemas/ip.js';
 import { problemResponses } from './problems.js';
@@ -18,14 +18,14 @@ const ipRoute: FastifyPluginAsyncTypebox = async (app) => {
         querystring: IpQuerySchema,
         response: {
           200: Type.Ref('IpRecord', { description: 'the enriched record of the address' }),
-          ...problemResponses(400, 414, 500, 503),
+          ...problemResponses('invalid-address', 'invalid-request', 'uri-too-long', 'internal-error', 'database-unavailable'),
         },
       },
     },
     async (request, reply) => {
       const parsed = parseAddress(request.params.addr);
       if (parsed.kind === 'invalid') {
-        throw badRequest('invalid-address', `${JSON.stringify(request.params.addr)} is not an IP address: ${parsed.error}`);
+        throw new ProblemError('invalid-address', `${JSON.stringify(request.params.addr)} is not an IP address: ${parsed.error}`);
       }
       const { results } = await app.services.enricher.enrich({
         inputs: [request.params.addr],
