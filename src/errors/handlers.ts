@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import type { ConnectionError, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { DatabaseUnavailableError } from '../db/errors.js';
 import { PROBLEM_CONTENT_TYPE, ProblemError, problemBody, type Problem } from './problem.js';
 import type { FixedDetailCode } from './registry.js';
 
@@ -47,9 +48,19 @@ function fromFastifyError(error: FastifyError, request: FastifyRequest): Problem
 
 const notFound = (request: FastifyRequest): Problem => ({ code: 'not-found', detail: `no route for ${request.method} ${request.url}` });
 
+type HandledError = FastifyError | ProblemError | DatabaseUnavailableError;
+
+function toProblem(error: HandledError, request: FastifyRequest): Problem | undefined {
+  if (error instanceof ProblemError) return { code: error.code, detail: error.message };
+  // The layers below the routes throw domain errors; their messages are for the log, and the registry says
+  // what the client is told.
+  if (error instanceof DatabaseUnavailableError) return { code: 'database-unavailable' };
+  return fromFastifyError(error, request);
+}
+
 /** The one error handler: every 4xx/5xx leaves as problem+json, and a 5xx never shows internals. */
-function sendProblem(error: FastifyError | ProblemError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
-  const problem = error instanceof ProblemError ? { code: error.code, detail: error.message } : fromFastifyError(error, request);
+function sendProblem(error: HandledError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const problem = toProblem(error, request);
   if (!problem) request.log.error({ err: error }, 'unhandled error');
   const body = problemBody(problem ?? { code: 'internal-error' }, request.id);
   if (problem && body.status >= 500) request.log.error({ err: error }, body.detail);

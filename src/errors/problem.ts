@@ -28,8 +28,7 @@ export class ProblemError extends Error {
   constructor(
     readonly code: ProblemCode,
     detail: string,
-    options?: ErrorOptions,
   ) {
-    super(detail, options);
+    super(detail);
   }
 }
