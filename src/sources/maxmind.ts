@@ -5,6 +5,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import ipaddr from 'ipaddr.js';
 import { LRUCache } from 'lru-cache';
 import { Reader, type AsnResponse, type CityResponse, type Response } from 'maxmind';
+import { errorMessage } from '../errors/message.js';
 import type { Asn, Geo, MaxMindData, SourceOutcome } from '../record/model.js';
 
 export interface MaxMindOptions {
@@ -35,10 +36,6 @@ type Databases = Record<Slot, LoadedDatabase | null>;
 /** Everything a lookup reads, replaced as one reference so it never mixes an old and a new database. */
 interface Snapshot extends Databases {
   version: string | null;
-}
-
-function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 /**
