@@ -1,4 +1,5 @@
 import ipaddr from 'ipaddr.js';
+import { ipv4Network, ipv4Value } from './ipv4.js';
 
 export type ParsedAddress =
   | { kind: 'routable'; ip: string; version: 4 | 6 }
@@ -70,54 +71,14 @@ const GLOBAL_UNICAST_V6 = ipaddr.parseCIDR('2000::/3');
 
 /** The IPv4 bogons again as integer network/mask pairs: lists of 10,000 addresses are parsed per request. */
 const IPV4_BOGON_MASKS = IPV4_BOGONS.map(({ cidr: [network, bits], name }) => {
-  const mask = bits === 0 ? 0 : (~0 << (32 - bits)) >>> 0;
-  return { network: (ipv4ToInt(network.toString()) & mask) >>> 0, mask, name };
+  // The network of the all-ones address is the mask itself.
+  const mask = ipv4Network(0xffffffff, bits);
+  return { network: ipv4Network(ipv4Value(network.toString())!, bits), mask, name };
 });
-
-
-function ipv4ToInt(text: string): number {
-  const [a = 0, b = 0, c = 0, d = 0] = text.split('.').map(Number);
-  return ((a << 24) | (b << 16) | (c << 8) | d) >>> 0;
-}
-
-const DOT = 0x2e;
-const DIGIT_0 = 0x30;
-const DIGIT_9 = 0x39;
-
-/**
- * The 32-bit value of four decimal octets without leading zeros, or null when the text is not exactly
- * that. Read one character at a time rather than with a regular expression: it runs for every address of
- * every request, and a match allocates its array and four substrings.
- */
-function dottedDecimalValue(text: string): number | null {
-  let value = 0;
-  let octet = 0;
-  let digits = 0;
-  let dots = 0;
-  for (let index = 0; index < text.length; index += 1) {
-    const code = text.charCodeAt(index);
-    if (code === DOT) {
-      if (digits === 0 || dots === 3) return null;
-      value = value * 256 + octet;
-      octet = 0;
-      digits = 0;
-      dots += 1;
-    } else if (code >= DIGIT_0 && code <= DIGIT_9) {
-      if (digits > 0 && octet === 0) return null;
-      octet = octet * 10 + (code - DIGIT_0);
-      digits += 1;
-      if (octet > 255) return null;
-    } else {
-      return null;
-    }
-  }
-  if (dots !== 3 || digits === 0) return null;
-  return value * 256 + octet;
-}
 
 /** A dotted-decimal address is already canonical: the text is the answer's `ip`. */
 function parseDottedDecimal(text: string): ParsedAddress | null {
-  const value = dottedDecimalValue(text);
+  const value = ipv4Value(text);
   if (value === null) return null;
   for (const range of IPV4_BOGON_MASKS) {
     if (((value & range.mask) >>> 0) === range.network) return { kind: 'bogon', ip: text, version: 4, range: range.name };
@@ -155,7 +116,7 @@ export function parseAddress(input: string): ParsedAddress {
   }
   // ipaddr.js reads the IPv4 part of an IPv6 address leniently (hex octets, leading zeros), which would let
   // "::ffff:010.1.1.1" through as 10.1.1.1 although "010.1.1.1" alone is refused.
-  if (text.includes('.') && dottedDecimalValue(text.slice(text.lastIndexOf(':') + 1)) === null) {
+  if (text.includes('.') && ipv4Value(text.slice(text.lastIndexOf(':') + 1)) === null) {
     return {
       kind: 'invalid',
       error: 'the IPv4 part of an IPv6 address must end it, in dotted-decimal form (four decimal octets)',
