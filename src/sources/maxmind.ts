@@ -137,7 +137,7 @@ function toAsn(database: LoadedDatabase, ip: string): Asn | null {
 export class MaxMindSource {
   private snapshot: Snapshot = snapshotOf({ city: null, asn: null });
   private readonly paths: Record<Slot, string | undefined>;
-  /** Why a configured database is not loaded, for /readyz; cleared when it loads. */
+  /** Why a configured database is not loaded, or not its newest file, for /readyz; cleared when it loads. */
   private readonly problems = new Map<Slot, string>();
   private readonly watchers: FSWatcher[] = [];
   private readonly timers = new Map<Slot, NodeJS.Timeout>();
@@ -278,6 +278,13 @@ export class MaxMindSource {
       if (inUse === null) {
         this.recordProblem(slot, path, error);
       } else {
+        // Still ready, but an operator who replaced the file must see that the new build is not the one
+        // answering.
+        this.problems.set(
+          slot,
+          `${LABELS[slot]} database ${path} changed but the new file cannot be loaded (${errorMessage(error)}); ` +
+            `keeping the previous build, ${describe(inUse)}`,
+        );
         this.logger?.warn(
           { path, err: error, database: describe(inUse) },
           `MaxMind ${LABELS[slot]} database changed but cannot be loaded; keeping the one in use`,
