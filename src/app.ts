@@ -86,6 +86,8 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     logController: new LogController({ disableRequestLogging: config.LOG_LEVEL !== 'debug' && config.LOG_LEVEL !== 'trace' }),
     frameworkErrors: answerFrameworkError,
     clientErrorHandler: answerClientError,
+    // The refusal while closing is answered as problem+json by registerProblemHandlers.
+    return503OnClosing: false,
   }).withTypeProvider<TypeBoxTypeProvider>();
   await app.register(services, { config, overrides });
   await registerApi(app, config);

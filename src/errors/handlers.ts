@@ -101,7 +101,34 @@ export function answerClientError(this: FastifyInstance, error: ConnectionError,
   socket.destroy(error);
 }
 
+/**
+ * Fastify's own 503 for requests that arrive while it closes (return503OnClosing) is plain JSON, written
+ * before any hook could change it; buildApp turns that option off so that the refusal happens here instead.
+ * Fastify still marks such responses `Connection: close`, so a kept-alive client moves to another instance.
+ * The flag is raised by a preClose hook, which Fastify runs once it has started closing and before it stops
+ * accepting connections; preClose hooks registered before this one run first, and a request arriving while a
+ * slow one runs is still served, with `Connection: close`.
+ */
+function refuseWhileClosing(app: FastifyInstance): void {
+  let closing = false;
+  app.addHook('preClose', (done) => {
+    closing = true;
+    done();
+  });
+  // A callback hook rather than an async one: it runs for every request, and only ever answers while closing.
+  app.addHook('onRequest', (request, reply, done) => {
+    if (!closing) {
+      done();
+      return;
+    }
+    request.log.info('refused: the server is closing');
+    const body = problemBody({ code: 'shutting-down' }, request.id);
+    void reply.code(body.status).type(PROBLEM_CONTENT_TYPE).send(body);
+  });
+}
+
 export function registerProblemHandlers(app: FastifyInstance): void {
+  refuseWhileClosing(app);
   app.setErrorHandler(sendProblem);
   app.setNotFoundHandler((request, reply) => {
     const body = problemBody(notFound(request), request.id);

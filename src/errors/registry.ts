@@ -38,6 +38,11 @@ const definitions = {
     title: 'Service Unavailable',
     detail: 'the database did not answer; try again shortly',
   },
+  'shutting-down': {
+    status: 503,
+    title: 'Service Unavailable',
+    detail: 'the server is shutting down; send the request again, on a new connection',
+  },
 } as const satisfies Record<string, ProblemDefinition>;
 
 export type ProblemCode = keyof typeof definitions;
