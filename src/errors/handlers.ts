@@ -1,8 +1,12 @@
 import type { Socket } from 'node:net';
 import type { ConnectionError, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { DatabaseUnavailableError } from '../db/errors.js';
-import { PROBLEM_CONTENT_TYPE, ProblemError, problemBody, type Problem } from './problem.js';
+import { PROBLEM_CONTENT_TYPE, ProblemError, problemBody, type Problem, type ProblemBody } from './problem.js';
 import type { FixedDetailCode } from './registry.js';
+
+const send = (reply: FastifyReply, body: ProblemBody): FastifyReply => reply.code(body.status).type(PROBLEM_CONTENT_TYPE).send(body);
+
+const notFound = (request: FastifyRequest): Problem => ({ code: 'not-found', detail: `no route for ${request.method} ${request.url}` });
 
 /** Maps Fastify's own request errors (bad JSON or URL, schema violations, limits) to stable problem codes. */
 function fromFastifyError(error: FastifyError, request: FastifyRequest): Problem | undefined {
@@ -46,8 +50,6 @@ function fromFastifyError(error: FastifyError, request: FastifyRequest): Problem
   return undefined;
 }
 
-const notFound = (request: FastifyRequest): Problem => ({ code: 'not-found', detail: `no route for ${request.method} ${request.url}` });
-
 type HandledError = FastifyError | ProblemError | DatabaseUnavailableError;
 
 function toProblem(error: HandledError, request: FastifyRequest): Problem | undefined {
@@ -64,7 +66,7 @@ function sendProblem(error: HandledError, request: FastifyRequest, reply: Fastif
   if (!problem) request.log.error({ err: error }, 'unhandled error');
   const body = problemBody(problem ?? { code: 'internal-error' }, request.id);
   if (problem && body.status >= 500) request.log.error({ err: error }, body.detail);
-  return reply.code(body.status).type(PROBLEM_CONTENT_TYPE).send(body);
+  return send(reply, body);
 }
 
 /**
@@ -106,8 +108,8 @@ export function answerClientError(this: FastifyInstance, error: ConnectionError,
  * before any hook could change it; buildApp turns that option off so that the refusal happens here instead.
  * Fastify still marks such responses `Connection: close`, so a kept-alive client moves to another instance.
  * The flag is raised by a preClose hook, which Fastify runs once it has started closing and before it stops
- * accepting connections; preClose hooks registered before this one run first, and a request arriving while a
- * slow one runs is still served, with `Connection: close`.
+ * accepting connections. preClose hooks registered before this one run first: while a slow one of them runs,
+ * a new request is still served (with `Connection: close`).
  */
 function refuseWhileClosing(app: FastifyInstance): void {
   let closing = false;
@@ -122,16 +124,12 @@ function refuseWhileClosing(app: FastifyInstance): void {
       return;
     }
     request.log.info('refused: the server is closing');
-    const body = problemBody({ code: 'shutting-down' }, request.id);
-    void reply.code(body.status).type(PROBLEM_CONTENT_TYPE).send(body);
+    void send(reply, problemBody({ code: 'shutting-down' }, request.id));
   });
 }
 
 export function registerProblemHandlers(app: FastifyInstance): void {
   refuseWhileClosing(app);
   app.setErrorHandler(sendProblem);
-  app.setNotFoundHandler((request, reply) => {
-    const body = problemBody(notFound(request), request.id);
-    return reply.code(body.status).type(PROBLEM_CONTENT_TYPE).send(body);
-  });
+  app.setNotFoundHandler((request, reply) => send(reply, problemBody(notFound(request), request.id)));
 }
