@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { ConfigSchema } from '../src/config.js';
+import { errorMessage } from '../src/errors/message.js';
 import { startCymruWhois } from '../tests/doubles/cymru-whois.js';
 import { HttpUpstreamDouble } from '../tests/doubles/http-upstream.js';
 import { createTestDatabase } from '../tests/support/database.js';
@@ -50,7 +51,7 @@ async function cleanUp(): Promise<void> {
     try {
       await run();
     } catch (error) {
-      console.error(`cleanup: could not ${what}: ${error instanceof Error ? error.message : String(error)}`);
+      console.error(`cleanup: could not ${what}: ${errorMessage(error)}`);
     }
   }
 }
@@ -101,7 +102,7 @@ async function scenario(rows: Row[], notes: string[], name: string, work: () => 
     notes.push(...result.notes);
     return result;
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
+    const message = errorMessage(error);
     rows.push({ scenario: name, measured: 'not measured', bound: '-', value: message.split('\n')[0]!.slice(0, 80), target: '-', pass: null });
     notes.push(`${name}: ${message}`);
     return undefined;

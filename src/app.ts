@@ -5,8 +5,7 @@ import addFormats from 'ajv-formats';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { systemClock, type Clock } from './clock.js';
 import type { Config } from './config.js';
-import { EnrichStatsSchema } from './enrich/stats.js';
-import { answerClientError, answerFrameworkError, ProblemSchema, registerProblemHandlers } from './errors.js';
+import { answerClientError, answerFrameworkError, registerProblemHandlers } from './errors/handlers.js';
 import cache from './plugins/app/cache.js';
 import enricher from './plugins/app/enricher.js';
 import limiters from './plugins/app/limiters.js';
@@ -17,12 +16,14 @@ import database from './plugins/external/database.js';
 import maxmind from './plugins/external/maxmind.js';
 import redis from './plugins/external/redis.js';
 import type { AppOverrides } from './plugins/overrides.js';
-import { SHARED_SCHEMAS } from './record/model.js';
 import enrichRoute from './routes/enrich.js';
 import healthRoutes from './routes/health.js';
 import ipRoute from './routes/ip.js';
 import metricsRoute from './routes/metrics.js';
+import { EnrichStatsSchema } from './schemas/enrich.js';
+import { ProblemSchema } from './schemas/problem.js';
 import { ReadinessSchema } from './schemas/readiness.js';
+import { RECORD_SCHEMAS } from './schemas/record.js';
 import { PRODUCT, VERSION } from './version.js';
 
 export type { AppOverrides };
@@ -41,7 +42,7 @@ declare module 'fastify' {
  */
 export const ENRICHMENT_PLUGINS = [readiness, database, redis, maxmind, cache, limiters, sources, metrics, enricher];
 
-export const API_SCHEMAS = [...SHARED_SCHEMAS, ProblemSchema, EnrichStatsSchema, ReadinessSchema];
+export const API_SCHEMAS = [...RECORD_SCHEMAS, ProblemSchema, EnrichStatsSchema, ReadinessSchema];
 
 /**
  * Bodies are validated without coercion, so `{"ips": "1.2.3.4"}` or `{"ips": [1]}` is a 400 rather than
@@ -108,6 +109,8 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     logController: new LogController({ disableRequestLogging: config.LOG_LEVEL !== 'debug' && config.LOG_LEVEL !== 'trace' }),
     frameworkErrors: answerFrameworkError,
     clientErrorHandler: answerClientError,
+    // The refusal while closing is answered as problem+json by registerProblemHandlers.
+    return503OnClosing: false,
   }).withTypeProvider<TypeBoxTypeProvider>();
   app.decorate('config', config);
   app.decorate('clock', overrides.clock ?? systemClock);

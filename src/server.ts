@@ -1,6 +1,7 @@
 import { setFlagsFromString } from 'node:v8';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
+import { errorMessage } from './errors/message.js';
 
 // V8 moves an allocation site to old space once most of its objects outlive a young collection, which
 // the bulk path (thousands of records per list) quickly teaches it. The short-lived objects of every
@@ -22,7 +23,7 @@ try {
   app = await buildApp(config);
 } catch (error) {
   // The logger has already recorded details where it could; the operator needs the one line that says why.
-  process.stderr.write(`boot failed: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.stderr.write(`boot failed: ${errorMessage(error)}\n`);
   process.exit(1);
 }
 

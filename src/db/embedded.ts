@@ -4,6 +4,7 @@ import { join, relative, resolve } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 import type { FastifyBaseLogger } from 'fastify';
+import { errorMessage } from '../errors/message.js';
 
 export interface EmbeddedDatabase {
   /** postgresql:// URL for pg.Pool / connectDatabase(url, { maxConnections }) */
@@ -37,8 +38,6 @@ const LOCK_SOCKET = 'embedded.lock';
 const MAX_SOCKET_PATH_BYTES = 103;
 
 const errorCode = (err: unknown) => (err as NodeJS.ErrnoException).code;
-// PGlite's file system layer throws Emscripten's ErrnoError, a plain object that prints as [object Object].
-const describe = (err: unknown) => (err instanceof Error ? err.message : (JSON.stringify(err) ?? String(err)));
 
 function listen(path: string): Promise<Server> {
   return new Promise((resolvePromise, reject) => {
@@ -119,7 +118,7 @@ export async function startEmbeddedDatabase(
   } catch (err) {
     await closeServer(lock);
     throw new EmbeddedDatabaseError(
-      `could not open the embedded database in DATA_DIR ${dataDir}: ${describe(err)}`,
+      `could not open the embedded database in DATA_DIR ${dataDir}: ${errorMessage(err)}`,
       { cause: err },
     );
   }

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyBaseLogger } from 'fastify';
 import type pg from 'pg';
+import { errorMessage } from '../errors/message.js';
 
 /**
  * The key Prisma's schema engine locks on, so that replicas booting together and a `prisma migrate deploy`
@@ -56,7 +57,6 @@ function checksumMatches(sql: string, checksum: string): boolean {
 }
 
 const isMissing = (err: unknown) => (err as NodeJS.ErrnoException).code === 'ENOENT';
-const messageOf = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 async function readMigrations(dir: string): Promise<MigrationFile[]> {
   let entries;
@@ -96,7 +96,7 @@ async function acquireLock(client: pg.PoolClient, logger: FastifyBaseLogger | un
   } catch (err) {
     throw new MigrationError(
       `gave up waiting for the migration lock (PostgreSQL advisory lock ${PRISMA_ADVISORY_LOCK_KEY}), which another ` +
-        `process holds while it migrates this database: ${messageOf(err)}; start again once it has finished, ` +
+        `process holds while it migrates this database: ${errorMessage(err)}; start again once it has finished, ` +
         'or raise DATABASE_TIMEOUT_MS, which bounds the wait',
       { cause: err },
     );
@@ -134,7 +134,7 @@ async function applyOne(client: pg.PoolClient, migration: MigrationFile): Promis
   } catch (err) {
     // A ROLLBACK that fails means the connection is gone, and PostgreSQL rolls back a dead session's transaction.
     await client.query('ROLLBACK').catch(() => undefined);
-    throw new MigrationError(`migration ${migration.name} failed and was rolled back: ${messageOf(err)}`, { cause: err });
+    throw new MigrationError(`migration ${migration.name} failed and was rolled back: ${errorMessage(err)}`, { cause: err });
   }
 }
 

@@ -1,6 +1,6 @@
 import { chunks } from '../chunks.js';
-import { serviceUnavailable } from '../errors.js';
 import type { DatabaseHandle } from './client.js';
+import { DatabaseUnavailableError } from './errors.js';
 import {
   SOURCE_NAMES,
   type SourceName,
@@ -89,14 +89,14 @@ function updateToRow(update: RecordUpdate): Record<string, unknown> {
 }
 
 /**
- * A failed statement is the database being away (these statements are fixed and tested), so the request
- * is answered 503 with a stable code; the cause stays attached for the log.
+ * A failed statement is the database being away (these statements are fixed and tested), so the caller
+ * learns that it may try again later; the cause stays attached for the log.
  */
 async function unavailableOnFailure<T>(work: Promise<T>): Promise<T> {
   try {
     return await work;
   } catch (error) {
-    throw serviceUnavailable('database-unavailable', 'the database did not answer; try again shortly', { cause: error });
+    throw new DatabaseUnavailableError('the database did not answer', { cause: error });
   }
 }
 
@@ -164,6 +164,6 @@ export class RecordStore {
   }
 
   async ping(): Promise<void> {
-    await this.database.prisma.$queryRaw`SELECT 1`;
+    await unavailableOnFailure(this.database.prisma.$queryRaw`SELECT 1`);
   }
 }

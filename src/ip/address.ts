@@ -1,21 +1,49 @@
 import ipaddr from 'ipaddr.js';
+import { ipv4Network, ipv4Value } from './ipv4.js';
 
 export type ParsedAddress =
   | { kind: 'routable'; ip: string; version: 4 | 6 }
   | { kind: 'bogon'; ip: string; version: 4 | 6; range: string }
   | { kind: 'invalid'; error: string };
 
-type Cidr = [ipaddr.IPv4 | ipaddr.IPv6, number];
+/*
+ * A bogon is an address no source can say anything about because it is not globally reachable. The tables
+ * follow the "Globally Reachable" column (RFC 6890, RFC 8190) of IANA's IPv4 and IPv6 Special-Purpose
+ * Address Registries as they stood at the end of 2024, the latest rows followed being 3fff::/20 (RFC 9637),
+ * 2001:1::3/128 (RFC 9665) and 5f00::/16 (RFC 9602). A block whose column says False is a bogon; a more
+ * specific row inside it that says False too (0.0.0.0/32, 192.0.0.0/29, 192.0.0.8/32, 192.0.0.170/32,
+ * 192.0.0.171/32) answers the block's name; one that says True is an exception, routed like any other
+ * address. Rows that say True outside every bogon block (192.31.196.0/24 AS112-v4, 192.52.193.0/24 AMT,
+ * 192.175.48.0/24 and 2620:4f:8000::/48 AS112 direct delegation) need no row here.
+ */
 
-function table(entries: Array<[string, string]>): Array<{ cidr: Cidr; name: string }> {
-  return entries.map(([cidr, name]) => ({ cidr: ipaddr.parseCIDR(cidr), name }));
+interface Ipv4Range {
+  network: number;
+  prefixLength: number;
+  name: string;
+}
+
+/** IPv4 ranges as numbers: lists of 10,000 addresses are parsed per request. */
+function ipv4Table(entries: Array<[string, string]>): Ipv4Range[] {
+  return entries.map(([cidr, name]) => {
+    const [address = '', bits = ''] = cidr.split('/');
+    const prefixLength = Number(bits);
+    return { network: ipv4Network(ipv4Value(address)!, prefixLength), prefixLength, name };
+  });
+}
+
+type Ipv6Range = { cidr: [ipaddr.IPv6, number]; name: string };
+
+function ipv6Table(entries: Array<[string, string]>): Ipv6Range[] {
+  return entries.map(([cidr, name]) => ({ cidr: ipaddr.IPv6.parseCIDR(cidr), name }));
 }
 
 /**
- * IANA IPv4 special-purpose registry entries that are not globally reachable (RFC 6890 and its
- * updates), plus the deprecated 6to4 relay anycast block that Team Cymru also lists as a bogon.
+ * The IPv4 registry's blocks that are not globally reachable, with multicast, and 192.88.99.0/24: the
+ * registry marks the former 6to4 relay anycast block deprecated rather than unreachable (RFC 7526), and
+ * Team Cymru still lists it as a bogon.
  */
-const IPV4_BOGONS = table([
+const IPV4_BOGONS = ipv4Table([
   ['0.0.0.0/8', 'this-network'],
   ['10.0.0.0/8', 'private'],
   ['100.64.0.0/10', 'cgnat'],
@@ -34,8 +62,18 @@ const IPV4_BOGONS = table([
   ['240.0.0.0/4', 'reserved'],
 ]);
 
-/** Globally reachable exceptions inside 2001::/23 (IANA IPv6 special-purpose registry). */
-const IPV6_GLOBAL_EXCEPTIONS = table([
+/** The IPv4 registry's globally reachable rows inside the blocks above. */
+const IPV4_GLOBAL_EXCEPTIONS = ipv4Table([
+  ['192.0.0.9/32', 'port-control-protocol-anycast'],
+  ['192.0.0.10/32', 'traversal-using-relays-anycast'],
+]);
+
+/**
+ * The IPv6 registry's globally reachable rows inside blocks that are not: 64:ff9b::/96 lies in space
+ * outside global unicast, the others inside 2001::/23.
+ */
+const IPV6_GLOBAL_EXCEPTIONS = ipv6Table([
+  ['64:ff9b::/96', 'nat64'],
   ['2001:1::1/128', 'port-control-protocol-anycast'],
   ['2001:1::2/128', 'traversal-using-relays-anycast'],
   ['2001:1::3/128', 'dns-sd-srp-anycast'],
@@ -45,7 +83,13 @@ const IPV6_GLOBAL_EXCEPTIONS = table([
   ['2001:30::/28', 'drone-remote-id'],
 ]);
 
-const IPV6_BOGONS = table([
+/**
+ * Inside global unicast 2000::/3. Two rows of the registry say N/A rather than True or False: Teredo
+ * (2001::/32) stays a bogon, because its address holds the Teredo server's IPv4 address and, obfuscated,
+ * the client's, so a source would answer for the server rather than the host; 6to4 (2002::/16) stays
+ * routed, because its address holds the site's own public IPv4 address, which MaxMind's databases answer for.
+ */
+const IPV6_BOGONS = ipv6Table([
   ['2001:db8::/32', 'documentation'],
   ['3fff::/20', 'documentation'],
   ['2001::/32', 'teredo'],
@@ -53,89 +97,59 @@ const IPV6_BOGONS = table([
   ['2001::/23', 'ietf-protocol-assignments'],
 ]);
 
-/** Named ranges outside global unicast 2000::/3, for a clearer answer than "reserved". */
-const IPV6_OUTSIDE_UNICAST = table([
+/**
+ * Outside global unicast every address is a bogon (the IPv6 Address Space registry reserves the rest);
+ * these rows name the ranges for a clearer answer than "reserved". Site-local fec0::/10 (deprecated by
+ * RFC 3879) and multicast come from that registry, the others from the special-purpose one.
+ */
+const IPV6_OUTSIDE_UNICAST = ipv6Table([
   ['::/128', 'unspecified'],
   ['::1/128', 'loopback'],
-  ['64:ff9b::/96', 'nat64'],
   ['64:ff9b:1::/48', 'nat64-local'],
   ['100::/64', 'discard-only'],
+  ['5f00::/16', 'srv6-sids'],
   ['fc00::/7', 'unique-local'],
   ['fe80::/10', 'link-local'],
   ['fec0::/10', 'site-local'],
   ['ff00::/8', 'multicast'],
 ]);
 
-const GLOBAL_UNICAST_V6 = ipaddr.parseCIDR('2000::/3');
+const GLOBAL_UNICAST_V6 = ipaddr.IPv6.parseCIDR('2000::/3');
 
-/** The IPv4 bogons again as integer network/mask pairs: lists of 10,000 addresses are parsed per request. */
-const IPV4_BOGON_MASKS = IPV4_BOGONS.map(({ cidr: [network, bits], name }) => {
-  const mask = bits === 0 ? 0 : (~0 << (32 - bits)) >>> 0;
-  return { network: (ipv4ToInt(network.toString()) & mask) >>> 0, mask, name };
-});
-
-
-function ipv4ToInt(text: string): number {
-  const [a = 0, b = 0, c = 0, d = 0] = text.split('.').map(Number);
-  return ((a << 24) | (b << 16) | (c << 8) | d) >>> 0;
-}
-
-const DOT = 0x2e;
-const DIGIT_0 = 0x30;
-const DIGIT_9 = 0x39;
-
-/**
- * The 32-bit value of four decimal octets without leading zeros, or null when the text is not exactly
- * that. Read one character at a time rather than with a regular expression: it runs for every address of
- * every request, and a match allocates its array and four substrings.
- */
-function dottedDecimalValue(text: string): number | null {
-  let value = 0;
-  let octet = 0;
-  let digits = 0;
-  let dots = 0;
-  for (let index = 0; index < text.length; index += 1) {
-    const code = text.charCodeAt(index);
-    if (code === DOT) {
-      if (digits === 0 || dots === 3) return null;
-      value = value * 256 + octet;
-      octet = 0;
-      digits = 0;
-      dots += 1;
-    } else if (code >= DIGIT_0 && code <= DIGIT_9) {
-      if (digits > 0 && octet === 0) return null;
-      octet = octet * 10 + (code - DIGIT_0);
-      digits += 1;
-      if (octet > 255) return null;
-    } else {
-      return null;
-    }
-  }
-  if (dots !== 3 || digits === 0) return null;
-  return value * 256 + octet;
-}
-
-/** A dotted-decimal address is already canonical: the text is the answer's `ip`. */
-function parseDottedDecimal(text: string): ParsedAddress | null {
-  const value = dottedDecimalValue(text);
-  if (value === null) return null;
-  for (const range of IPV4_BOGON_MASKS) {
-    if (((value & range.mask) >>> 0) === range.network) return { kind: 'bogon', ip: text, version: 4, range: range.name };
-  }
-  return { kind: 'routable', ip: text, version: 4 };
-}
-
-function findRange(address: ipaddr.IPv4 | ipaddr.IPv6, ranges: Array<{ cidr: Cidr; name: string }>) {
+function findIpv4Range(value: number, ranges: Ipv4Range[]): string | undefined {
   for (const range of ranges) {
-    if (address.kind() === range.cidr[0].kind() && address.match(range.cidr)) return range.name;
+    if (ipv4Network(value, range.prefixLength) === range.network) return range.name;
   }
   return undefined;
 }
 
-function bogonRangeV6(address: ipaddr.IPv6): string | undefined {
-  if (!address.match(GLOBAL_UNICAST_V6)) return findRange(address, IPV6_OUTSIDE_UNICAST) ?? 'reserved';
-  if (findRange(address, IPV6_GLOBAL_EXCEPTIONS)) return undefined;
-  return findRange(address, IPV6_BOGONS);
+function findIpv6Range(address: ipaddr.IPv6, ranges: Ipv6Range[]): string | undefined {
+  for (const range of ranges) {
+    if (address.match(range.cidr)) return range.name;
+  }
+  return undefined;
+}
+
+// The exceptions are looked at only for an address inside a bogon block, so a routed address, nearly
+// every address asked about, costs no more than before they existed.
+function ipv4BogonRange(value: number): string | undefined {
+  const range = findIpv4Range(value, IPV4_BOGONS);
+  return range !== undefined && findIpv4Range(value, IPV4_GLOBAL_EXCEPTIONS) === undefined ? range : undefined;
+}
+
+function ipv6BogonRange(address: ipaddr.IPv6): string | undefined {
+  const range = address.match(GLOBAL_UNICAST_V6)
+    ? findIpv6Range(address, IPV6_BOGONS)
+    : (findIpv6Range(address, IPV6_OUTSIDE_UNICAST) ?? 'reserved');
+  return range !== undefined && findIpv6Range(address, IPV6_GLOBAL_EXCEPTIONS) === undefined ? range : undefined;
+}
+
+/** A dotted-decimal address is already canonical: the text is the answer's `ip`. */
+function parseDottedDecimal(text: string): ParsedAddress | null {
+  const value = ipv4Value(text);
+  if (value === null) return null;
+  const range = ipv4BogonRange(value);
+  return range ? { kind: 'bogon', ip: text, version: 4, range } : { kind: 'routable', ip: text, version: 4 };
 }
 
 /**
@@ -155,7 +169,7 @@ export function parseAddress(input: string): ParsedAddress {
   }
   // ipaddr.js reads the IPv4 part of an IPv6 address leniently (hex octets, leading zeros), which would let
   // "::ffff:010.1.1.1" through as 10.1.1.1 although "010.1.1.1" alone is refused.
-  if (text.includes('.') && dottedDecimalValue(text.slice(text.lastIndexOf(':') + 1)) === null) {
+  if (text.includes('.') && ipv4Value(text.slice(text.lastIndexOf(':') + 1)) === null) {
     return {
       kind: 'invalid',
       error: 'the IPv4 part of an IPv6 address must end it, in dotted-decimal form (four decimal octets)',
@@ -164,13 +178,12 @@ export function parseAddress(input: string): ParsedAddress {
   if (!ipaddr.IPv6.isValid(text)) return { kind: 'invalid', error: 'not a valid IPv6 address' };
   const v6 = ipaddr.IPv6.parse(text);
   if (v6.isIPv4MappedAddress()) {
-    const v4 = v6.toIPv4Address();
-    const ip = v4.toString();
-    const range = findRange(v4, IPV4_BOGONS);
+    const ip = v6.toIPv4Address().toString();
+    const range = ipv4BogonRange(ipv4Value(ip)!);
     return range ? { kind: 'bogon', ip, version: 4, range } : { kind: 'routable', ip, version: 4 };
   }
   const ip = v6.toRFC5952String();
-  const range = bogonRangeV6(v6);
+  const range = ipv6BogonRange(v6);
   return range ? { kind: 'bogon', ip, version: 6, range } : { kind: 'routable', ip, version: 6 };
 }
 

@@ -1,8 +1,8 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { badRequest } from '../errors.js';
+import { ProblemError } from '../errors/problem.js';
 import { parseAddress } from '../ip/address.js';
-import { SourceNameSchema } from './enrich.js';
+import { IpParamsSchema, IpQuerySchema } from '../schemas/ip.js';
 import { problemResponses } from './problems.js';
 import { sendSerialized } from './serialized.js';
 
@@ -14,24 +14,18 @@ const ipRoute: FastifyPluginAsyncTypebox = async (app) => {
         summary: 'Enrich one IP address',
         description: 'Answers from the stored record, enriching on demand what is missing or stale.',
         tags: ['enrich'],
-        params: Type.Object({ addr: Type.String({ description: 'IPv4 or IPv6 address' }) }),
-        querystring: Type.Object(
-          {
-            sources: Type.Optional(Type.Array(SourceNameSchema, { description: 'limit lookups to these sources' })),
-            refresh: Type.Optional(Type.Boolean({ default: false, description: 'fetch again what is still fresh' })),
-          },
-          { additionalProperties: false },
-        ),
+        params: IpParamsSchema,
+        querystring: IpQuerySchema,
         response: {
           200: Type.Ref('IpRecord', { description: 'the enriched record of the address' }),
-          ...problemResponses(400, 414, 500, 503),
+          ...problemResponses('invalid-address', 'invalid-request', 'uri-too-long', 'internal-error', 'database-unavailable'),
         },
       },
     },
     async (request, reply) => {
       const parsed = parseAddress(request.params.addr);
       if (parsed.kind === 'invalid') {
-        throw badRequest('invalid-address', `${JSON.stringify(request.params.addr)} is not an IP address: ${parsed.error}`);
+        throw new ProblemError('invalid-address', `${JSON.stringify(request.params.addr)} is not an IP address: ${parsed.error}`);
       }
       const { results } = await app.enricher.enrich({
         inputs: [request.params.addr],

@@ -1,9 +1,9 @@
 import { Type } from '@sinclair/typebox';
-import { PROBLEM_CONTENT_TYPE } from '../errors.js';
+import { PROBLEM_CONTENT_TYPE } from '../errors/problem.js';
+import { PROBLEMS, type ProblemCode } from '../errors/registry.js';
 
 const DESCRIPTIONS: Record<number, string> = {
   400: 'the request is malformed (problem+json names what is wrong)',
-  404: 'no such route',
   413: 'the request is too large',
   414: 'a path parameter is longer than the router takes',
   415: 'the body is not JSON',
@@ -11,13 +11,13 @@ const DESCRIPTIONS: Record<number, string> = {
   503: 'a required backend (the database) is unavailable',
 };
 
-/** Problem+json response schemas for the given status codes, by reference to the shared Problem schema. */
-export function problemResponses(...statuses: number[]) {
+/** Problem+json response schemas for the statuses of the given codes, by reference to the shared Problem schema. */
+export function problemResponses(...codes: ProblemCode[]) {
   return Object.fromEntries(
-    statuses.map((status) => [
-      status,
+    codes.map((code) => [
+      PROBLEMS[code].status,
       {
-        description: DESCRIPTIONS[status] ?? 'error',
+        description: DESCRIPTIONS[PROBLEMS[code].status] ?? 'error',
         content: { [PROBLEM_CONTENT_TYPE]: { schema: Type.Ref('Problem') } },
       },
     ]),

@@ -5,6 +5,8 @@ import type { FastifyBaseLogger } from 'fastify';
 import ipaddr from 'ipaddr.js';
 import { LRUCache } from 'lru-cache';
 import { Reader, type AsnResponse, type CityResponse, type Response } from 'maxmind';
+import { errorMessage } from '../errors/message.js';
+import { ipv4Network, ipv4Text, ipv4Value } from '../ip/ipv4.js';
 import type { Asn, Geo, MaxMindData, SourceOutcome } from '../record/model.js';
 
 export interface MaxMindOptions {
@@ -35,10 +37,6 @@ type Databases = Record<Slot, LoadedDatabase | null>;
 /** Everything a lookup reads, replaced as one reference so it never mixes an old and a new database. */
 interface Snapshot extends Databases {
   version: string | null;
-}
-
-function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 /**
@@ -99,16 +97,15 @@ function toGeo(database: LoadedDatabase, ip: string): Geo | null {
 
 /**
  * The network of the matched record; for IPv4 node-maxmind counts the prefix from the IPv4 subtree. IPv4
- * is masked by hand because it is most of the traffic and ipaddr.js would double the cost of a lookup.
+ * is masked as a number because it is most of the traffic and ipaddr.js would double the cost of a lookup.
  */
 function networkCidr(ip: string, prefixLength: number): string {
   if (ip.includes(':')) {
     return `${ipaddr.IPv6.networkAddressFromCIDR(`${ip}/${prefixLength}`).toRFC5952String()}/${prefixLength}`;
   }
-  const [a = 0, b = 0, c = 0, d = 0] = ip.split('.').map(Number);
-  const mask = prefixLength === 0 ? 0 : -1 << (32 - prefixLength);
-  const network = ((a << 24) | (b << 16) | (c << 8) | d) & mask;
-  return `${network >>> 24}.${(network >>> 16) & 255}.${(network >>> 8) & 255}.${network & 255}/${prefixLength}`;
+  const value = ipv4Value(ip);
+  if (value === null) throw new Error(`${ip} is not an IPv4 address in dotted-decimal form`);
+  return `${ipv4Text(ipv4Network(value, prefixLength))}/${prefixLength}`;
 }
 
 function toAsn(database: LoadedDatabase, ip: string): Asn | null {
@@ -140,7 +137,7 @@ function toAsn(database: LoadedDatabase, ip: string): Asn | null {
 export class MaxMindSource {
   private snapshot: Snapshot = snapshotOf({ city: null, asn: null });
   private readonly paths: Record<Slot, string | undefined>;
-  /** Why a configured database is not loaded, for /readyz; cleared when it loads. */
+  /** Why a configured database is not loaded, or not its newest file, for /readyz; cleared when it loads. */
   private readonly problems = new Map<Slot, string>();
   private readonly watchers: FSWatcher[] = [];
   private readonly timers = new Map<Slot, NodeJS.Timeout>();
@@ -281,6 +278,13 @@ export class MaxMindSource {
       if (inUse === null) {
         this.recordProblem(slot, path, error);
       } else {
+        // Still ready, but an operator who replaced the file must see that the new build is not the one
+        // answering.
+        this.problems.set(
+          slot,
+          `${LABELS[slot]} database ${path} changed but the new file cannot be loaded (${errorMessage(error)}); ` +
+            `keeping the previous build, ${describe(inUse)}`,
+        );
         this.logger?.warn(
           { path, err: error, database: describe(inUse) },
           `MaxMind ${LABELS[slot]} database changed but cannot be loaded; keeping the one in use`,

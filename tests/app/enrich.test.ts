@@ -123,6 +123,17 @@ describe('POST /enrich', () => {
     expect(harness.greynoise.requests.length + harness.dshield.requests.length).toBe(0);
   });
 
+  it('looks up NAT64 64:ff9b::/96 and the anycast exceptions inside bogon blocks like any routed address', async () => {
+    const before = harness.cymru.connections.length;
+    const { json } = await enrich({ ips: ['64:ff9b::1.2.3.4', '192.0.0.9'], sources: ['maxmind', 'cymru'] });
+    expect(json.results.map((r) => [r.ip, r.status, r.range])).toEqual([
+      ['64:ff9b::102:304', 'ok', undefined],
+      ['192.0.0.9', 'ok', undefined],
+    ]);
+    const asked = harness.cymru.connections.slice(before).flatMap((c) => c.addresses);
+    expect(asked.sort()).toEqual(['192.0.0.9', '64:ff9b::102:304']);
+  });
+
   it('explains why a string is not an address', async () => {
     const { json } = await enrich({ ips: ['010.1.1.1', '1.2.3.4/24', 'fe80::1%eth0', ''] });
     expect(json.results.map((r) => r.status)).toEqual(['invalid', 'invalid', 'invalid', 'invalid']);

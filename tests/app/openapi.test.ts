@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import SwaggerParser from '@apidevtools/swagger-parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHarness, type Harness } from '../support/app.js';
@@ -37,5 +37,23 @@ describe('GET /openapi.json', () => {
     expect(record.properties!.asn!.anyOf).toEqual([{ $ref: '#/components/schemas/Asn' }, { type: 'null' }]);
     expect(record.properties!.error!.anyOf).toBeUndefined();
     expect(record.required).not.toContain('error');
+  });
+});
+
+describe('the contract\'s sources', () => {
+  it('keeps schemas in src/schemas: no route imports another route', async () => {
+    const dir = new URL('../../src/routes/', import.meta.url);
+    const files = (await readdir(dir)).filter((name) => name.endsWith('.ts'));
+    const sources = new Map(await Promise.all(files.map(async (name) => [name, await readFile(new URL(name, dir), 'utf8')] as const)));
+    // A route is a plugin, its module's default export; problems.ts and serialized.ts are helpers for all of them.
+    const routes = files.filter((name) => /^export default /m.test(sources.get(name)!));
+    expect(routes.length).toBeGreaterThan(1);
+    const imported = routes.flatMap((name) =>
+      [...sources.get(name)!.matchAll(/from '\.\/([^']+)\.js'/g)]
+        .map(([, target]) => `${target}.ts`)
+        .filter((target) => routes.includes(target))
+        .map((target) => `${name} imports ${target}`),
+    );
+    expect(imported).toEqual([]);
   });
 });

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectDatabase, type DatabaseHandle } from '../../src/db/client.js';
+import { DatabaseUnavailableError } from '../../src/db/errors.js';
 import { applyMigrations } from '../../src/db/migrate.js';
 import { RecordStore } from '../../src/db/record-store.js';
 import type { Asn, StoredSourceState } from '../../src/record/model.js';
@@ -114,5 +115,27 @@ describe('record store', () => {
       updated_at: new Date('2026-11-22T10:00:00Z'),
       last_seen: new Date('2026-11-22T12:00:00Z'),
     });
+  });
+});
+
+describe('record store without its database', () => {
+  it('throws DatabaseUnavailableError, with the driver error as its cause, from every call', async () => {
+    const gone = await createTestDatabase();
+    const goneHandle = connectDatabase(gone.url, { timeoutMs: 2000 });
+    const goneStore = new RecordStore(goneHandle);
+    await gone.drop();
+    try {
+      for (const call of [
+        () => goneStore.load(['45.9.9.9']),
+        () => goneStore.save([{ ip: '45.9.9.9', sources: { cymru: state(asn(1)) }, lookups: 1 }], new Date()),
+        () => goneStore.ping(),
+      ]) {
+        const error: unknown = await call().then(() => undefined, (reason: unknown) => reason);
+        expect(error).toBeInstanceOf(DatabaseUnavailableError);
+        expect((error as Error).cause).toBeInstanceOf(Error);
+      }
+    } finally {
+      await goneHandle.close();
+    }
   });
 });

@@ -423,15 +423,32 @@ describe('MaxMindSource', () => {
     it.each([
       ['garbage', () => Buffer.from('not a database')],
       ['a file cut short', () => buildMmdb(asnDatabase('2026-11-21', 'new')).subarray(0, 50)],
-    ])('keeps the database in use when %s replaces it', async (_kind, contents) => {
+    ])('keeps the database in use when %s replaces it, and says so in availability', async (_kind, contents) => {
       const { logger, warnings } = captureLogs();
       const source = await openSource({ asnDb: asnPath, logger, watch: true });
       await replaceFile(asnPath, contents());
       await until(() => warnings().some((line) => line.msg.includes('keeping the one in use')));
       expect(source.version()).toBe('GeoLite2-ASN 2026-11-18');
       expect(source.lookup('81.2.1.1')).toMatchObject({ status: 'ok', data: { asn: { name: 'Andrews & Arnold Ltd' } } });
-      expect(source.availability()).toMatchObject({ status: 'ready' });
-      expect(source.availability().reason).toBeUndefined();
+      const availability = source.availability();
+      expect(availability).toMatchObject({ status: 'ready', databases: [{ type: 'GeoLite2-ASN', buildDate: '2026-11-18' }] });
+      expect(availability.reason).toContain(asnPath);
+      expect(availability.reason).toMatch(/new file cannot be loaded \(.+\); keeping the previous build, GeoLite2-ASN 2026-11-18$/);
+    });
+
+    it('clears the reason a failed reload gave once a later file loads', async () => {
+      const { logger, warnings } = captureLogs();
+      const source = await openSource({ asnDb: asnPath, logger, watch: true });
+      await replaceFile(asnPath, Buffer.from('not a database'));
+      await until(() => warnings().some((line) => line.msg.includes('keeping the one in use')));
+      expect(source.availability().reason).toMatch(/cannot be loaded/);
+
+      await replaceFile(asnPath, buildMmdb(asnDatabase('2026-11-21', 'Andrews & Arnold Limited')));
+      await until(() => source.version() === 'GeoLite2-ASN 2026-11-21');
+      expect(source.availability()).toEqual({
+        status: 'ready',
+        databases: [{ type: 'GeoLite2-ASN', path: asnPath, buildDate: '2026-11-21' }],
+      });
     });
 
     it('loads a database that appears after start-up', async () => {

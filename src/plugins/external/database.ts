@@ -3,7 +3,7 @@ import fp from 'fastify-plugin';
 import { connectDatabase, type DatabaseHandle } from '../../db/client.js';
 import { startEmbeddedDatabase } from '../../db/embedded.js';
 import { applyMigrations, MigrationError } from '../../db/migrate.js';
-import { errorMessage } from '../../error-message.js';
+import { errorMessage } from '../../errors/message.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
