@@ -17,11 +17,15 @@ export interface InProcessSource {
   availability(): SourceAvailability;
 }
 
+/** From the last bulk query: failing when its every attempt failed, with the last error and since when. */
+export type BulkSourceHealth = { status: 'ready' } | { status: 'failing'; reason: string; since: string };
+
 export interface BulkAsnSource {
   lookupStreaming(
     ips: readonly string[],
     onBatch: (results: Map<string, SourceOutcome<Asn>>) => void | Promise<void>,
   ): Promise<void>;
+  health(): BulkSourceHealth;
 }
 
 /** Every upstream the cascade consults, built once per process. */

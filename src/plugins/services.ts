@@ -158,6 +158,7 @@ async function services(app: FastifyInstance, options: { config: Config; overrid
     maxConnections: config.CYMRU_MAX_CONNECTIONS,
     timeoutMs: config.CYMRU_TIMEOUT_MS,
     retries: config.CYMRU_RETRIES,
+    clock,
     logger,
   });
   const sources: SourceSet = { maxmind, cymru, greynoise, dshield };
