@@ -190,7 +190,7 @@ export class AdaptiveLimiter {
         if (this.#blockKnownAsOf < reservation.at) {
           const latest = this.#latestAsk;
           if (latest && latest.sentAt >= reservation.at) await latest.answer;
-          else await this.#ask(async (store) => ({ blockedUntil: await store.blockedUntil() }));
+          else await this.#ask(async (store) => ({ blockedUntil: await store.blockedUntil(this.#clock.now()) }));
         }
         if (this.#blockedUntil <= this.#clock.now()) break;
       }
@@ -237,7 +237,7 @@ export class AdaptiveLimiter {
   }
 
   async state(): Promise<{ blockedUntil: number | null; consecutiveFailures: number; inFlight: number }> {
-    const state = await this.#withStore((store) => store.state());
+    const state = await this.#withStore((store) => store.state(this.#clock.now()));
     const blockedUntil = Math.max(state.blockedUntil, this.#blockedUntil);
     return {
       blockedUntil: blockedUntil > this.#clock.now() ? blockedUntil : null,
