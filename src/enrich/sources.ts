@@ -6,9 +6,26 @@ import type {
   SourceName,
   SourceOutcome,
 } from '../record/model.js';
-import type { PerAddressSource, SourceAvailability } from '../sources/http.js';
 
-export type { PerAddressSource, SourceAvailability };
+export interface SourceAvailability {
+  status: 'ready' | 'disabled' | 'unavailable';
+  reason?: string;
+}
+
+export interface LookupOptions {
+  /** Epoch ms after which no request waits for the rate limit any more. */
+  deadline: number;
+  signal?: AbortSignal;
+}
+
+/** A source asked one address at a time over HTTP (GreyNoise, DShield). */
+export interface PerAddressSource<T> {
+  lookup(ips: readonly string[], options: LookupOptions): Promise<Map<string, SourceOutcome<T>>>;
+  availability(): SourceAvailability;
+  /** Why the source cannot answer for this address at all, decided without a request; undefined when it can. */
+  unsupported(ip: string): string | undefined;
+  close(): Promise<void>;
+}
 
 export interface InProcessSource {
   lookup(ip: string): SourceOutcome<MaxMindData>;

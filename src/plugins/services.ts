@@ -17,7 +17,7 @@ import { Enricher } from '../enrich/cascade.js';
 import { LookupRecorder } from '../enrich/lookup-recorder.js';
 import type { EnrichStats } from '../enrich/stats.js';
 import type { SourceSet } from '../enrich/sources.js';
-import { AdaptiveLimiter } from '../limiter/adaptive.js';
+import { UpstreamAdmission } from '../limiter/admission.js';
 import { CymruClient } from '../sources/cymru.js';
 import { DShieldSource } from '../sources/dshield.js';
 import { GreyNoiseSource } from '../sources/greynoise.js';
@@ -35,7 +35,7 @@ export interface Services {
   store: RecordStore;
   cache: RecordCache;
   sources: SourceSet;
-  limiters: { greynoise: AdaptiveLimiter; dshield: AdaptiveLimiter };
+  limiters: { greynoise: UpstreamAdmission; dshield: UpstreamAdmission };
   enricher: Enricher;
   metrics: Metrics;
   clock: Clock;
@@ -129,7 +129,7 @@ async function services(app: FastifyInstance, options: { config: Config; overrid
   closers.push(() => maxmind.close());
 
   const limiter = (name: 'greynoise' | 'dshield', rate: number, burst: number, maxInFlight: number) =>
-    new AdaptiveLimiter({ name, rate, burst, maxInFlight, clock, redis, keyPrefix: `${config.REDIS_KEY_PREFIX}limit:`, logger });
+    new UpstreamAdmission({ name, rate, burst, maxInFlight, clock, redis, keyPrefix: `${config.REDIS_KEY_PREFIX}limit:`, logger });
   const limiters = {
     greynoise: limiter('greynoise', config.GREYNOISE_RATE, config.GREYNOISE_BURST, config.GREYNOISE_MAX_IN_FLIGHT),
     dshield: limiter('dshield', config.DSHIELD_RATE, config.DSHIELD_BURST, config.DSHIELD_MAX_IN_FLIGHT),
@@ -137,7 +137,7 @@ async function services(app: FastifyInstance, options: { config: Config; overrid
   const greynoise = new GreyNoiseSource({
     baseUrl: config.GREYNOISE_API_URL,
     apiKey: config.GREYNOISE_API_KEY,
-    limiter: limiters.greynoise,
+    admission: limiters.greynoise,
     clock,
     logger,
   });
@@ -146,7 +146,7 @@ async function services(app: FastifyInstance, options: { config: Config; overrid
     baseUrl: config.DSHIELD_API_URL,
     contact: config.DSHIELD_CONTACT,
     version: VERSION,
-    limiter: limiters.dshield,
+    admission: limiters.dshield,
     clock,
     logger,
   });
@@ -166,7 +166,7 @@ async function services(app: FastifyInstance, options: { config: Config; overrid
     cymruQueries: () => cymru.stats().queries,
     cymruFailures: () => cymru.stats().failures,
     limiterAdmitted: (name) => limiters[name].stats().admitted,
-    limiterRefused: (name) => limiters[name].stats().limited,
+    limiterRefused: (name) => limiters[name].stats().refused,
     cacheErrors: () => cache.errors(),
   });
 

@@ -1,16 +1,8 @@
+import type { LookupOptions, PerAddressSource, SourceAvailability } from '../enrich/sources.js';
 import { ipVersion } from '../ip/address.js';
 import type { GreyNoise, SourceOutcome } from '../record/model.js';
-import {
-  HttpUpstream,
-  parseJsonObject,
-  text,
-  type LookupOptions,
-  type PerAddressSource,
-  type SourceAvailability,
-  type HttpUpstreamOptions,
-  type UpstreamAnswer,
-  type Verdict,
-} from './http.js';
+import { HttpUpstream, type HttpUpstreamOptions, type UpstreamAnswer, type Verdict } from './http.js';
+import { parseJsonObject, text } from './json.js';
 
 export type GreyNoiseSourceOptions = Omit<HttpUpstreamOptions, 'headers'> & { apiKey?: string };
 
@@ -39,8 +31,7 @@ export class GreyNoiseSource implements PerAddressSource<GreyNoise> {
   }
 
   availability(): SourceAvailability {
-    const reason = this.#http.disabledReason;
-    return reason === undefined ? { status: 'ready' } : { status: 'disabled', reason };
+    return this.#http.availability();
   }
 
   unsupported(ip: string): string | undefined {
