@@ -10,6 +10,11 @@ import type {
 export interface SourceAvailability {
   status: 'ready' | 'disabled' | 'unavailable';
   reason?: string;
+  /**
+   * Set when the upstream refused our credentials (a GreyNoise 401); absent when the source is off by
+   * configuration. A refused source was meant to answer, so its silence is a failure, not a choice.
+   */
+  refused?: true;
 }
 
 export interface LookupOptions {

@@ -138,6 +138,7 @@ async function services(app: FastifyInstance, options: { config: Config; overrid
     baseUrl: config.GREYNOISE_API_URL,
     apiKey: config.GREYNOISE_API_KEY,
     admission: limiters.greynoise,
+    reprobeMs: durationToMs(config.GREYNOISE_REPROBE),
     clock,
     logger,
   });

@@ -1,11 +1,10 @@
 import type { LookupOptions, PerAddressSource, SourceAvailability } from '../enrich/sources.js';
 import { answerEach } from '../limiter/admission.js';
 import type { DShield, SourceOutcome } from '../record/model.js';
-import { PRODUCT } from '../version.js';
-import { HttpUpstream, type HttpUpstreamOptions, type UpstreamAnswer, type Verdict } from './http.js';
+import { HttpUpstream, userAgent, type HttpUpstreamOptions, type UpstreamAnswer, type Verdict } from './http.js';
 import { parseJsonObject, text } from './json.js';
 
-export type DShieldSourceOptions = Omit<HttpUpstreamOptions, 'headers'> & {
+export type DShieldSourceOptions = Omit<HttpUpstreamOptions, 'headers' | 'reprobeMs'> & {
   /** Goes into the User-Agent; without it the source stays off. */
   contact?: string;
   /** This service's version, for the User-Agent. */
@@ -34,7 +33,7 @@ export class DShieldSource implements PerAddressSource<DShield> {
     this.#http = contact
       ? new HttpUpstream({
           ...options,
-          headers: { accept: 'application/json', 'user-agent': `${PRODUCT}/${options.version} (${contact})` },
+          headers: { accept: 'application/json', 'user-agent': userAgent(options.version, contact) },
         })
       : null;
   }

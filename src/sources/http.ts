@@ -4,6 +4,7 @@ import { systemClock, type Clock } from '../clock.js';
 import type { LookupOptions, SourceAvailability } from '../enrich/sources.js';
 import { LookupRun, type UpstreamAdmission } from '../limiter/admission.js';
 import type { SourceOutcome } from '../record/model.js';
+import { PRODUCT } from '../version.js';
 
 export interface UpstreamAnswer {
   statusCode: number;
@@ -11,8 +12,12 @@ export interface UpstreamAnswer {
   body: string;
 }
 
-/** What a source makes of an answer: an outcome, or 'retry' when the upstream sent something unreadable. */
-export type Verdict<T> = SourceOutcome<T> | { status: 'retry'; error: string };
+/**
+ * What a source makes of an answer: an outcome; 'retry' when the upstream sent something unreadable;
+ * 'refused' when it refused our credentials, which switches the upstream off until a probe finds them
+ * accepted again.
+ */
+export type Verdict<T> = SourceOutcome<T> | { status: 'retry'; error: string } | { status: 'refused'; reason: string };
 
 export interface HttpUpstreamOptions {
   /** Scheme, host and optional path prefix; request paths are appended. */
@@ -30,7 +35,14 @@ export interface HttpUpstreamOptions {
   retries?: number;
   /** Pause before the first retry, doubled for each further one (default 250 ms). */
   retryDelayMs?: number;
+  /** After our credentials were refused, how long until one request probes them again (default 15 min). */
+  reprobeMs?: number;
   logger?: FastifyBaseLogger;
+}
+
+/** How the service names itself to an upstream, with a contact for one that asks for it. */
+export function userAgent(version: string, contact?: string): string {
+  return contact === undefined ? `${PRODUCT}/${version}` : `${PRODUCT}/${version} (${contact})`;
 }
 
 const READY: SourceAvailability = { status: 'ready' };
@@ -62,9 +74,13 @@ export class HttpUpstream {
   readonly #timeoutMs: number;
   readonly #retries: number;
   readonly #retryDelayMs: number;
+  readonly #reprobeMs: number;
   readonly #logger: FastifyBaseLogger | undefined;
   readonly #agent: Agent;
-  #disabledReason: string | undefined;
+  /** While the upstream refuses our credentials: the answer for every address, and the availability. */
+  #refused: { status: 'disabled'; reason: string; refused: true } | undefined;
+  #cancelProbe: (() => void) | undefined;
+  #closed = false;
 
   constructor(options: HttpUpstreamOptions) {
     this.#baseUrl = options.baseUrl.replace(/\/+$/, '');
@@ -74,6 +90,7 @@ export class HttpUpstream {
     this.#timeoutMs = options.timeoutMs ?? 10_000;
     this.#retries = options.retries ?? 2;
     this.#retryDelayMs = options.retryDelayMs ?? 250;
+    this.#reprobeMs = options.reprobeMs ?? 900_000;
     this.#logger = options.logger;
     // undici's own timers for each stage, shared by the requests of a connection: a timeout needs no
     // AbortSignal (and no DOMException when it fires) per request.
@@ -95,18 +112,26 @@ export class HttpUpstream {
   }
 
   availability(): SourceAvailability {
-    const reason = this.#disabledReason;
-    return reason === undefined ? READY : { status: 'disabled', reason };
+    return this.#refused ?? READY;
   }
 
-  /** Stops every further request, including those already waiting for the limiter. */
-  disable(reason: string): void {
-    if (this.#disabledReason !== undefined) return;
-    this.#disabledReason = reason;
-    this.#logger?.error({ upstream: this.#baseUrl }, reason);
+  get<T>(path: string, run: LookupRun, interpret: (answer: UpstreamAnswer) => Verdict<T>): Promise<SourceOutcome<T>> {
+    return this.#attempts(path, run, interpret, false);
   }
 
-  async get<T>(path: string, run: LookupRun, interpret: (answer: UpstreamAnswer) => Verdict<T>): Promise<SourceOutcome<T>> {
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#cancelProbe?.();
+    await this.#agent.close();
+  }
+
+  /** `probe`: sent although the upstream refused our credentials, to learn whether it still does. */
+  async #attempts<T>(
+    path: string,
+    run: LookupRun,
+    interpret: (answer: UpstreamAnswer) => Verdict<T>,
+    probe: boolean,
+  ): Promise<SourceOutcome<T>> {
     const { deadline, signal } = run;
     let last: SourceOutcome<T> = { status: 'error', error: 'no attempt made' };
     for (let attempt = 0; attempt <= this.#retries; attempt += 1) {
@@ -115,13 +140,13 @@ export class HttpUpstream {
         if (this.#clock.now() + pause >= deadline) break;
         await this.#clock.sleep(pause, signal);
       }
-      if (this.#disabledReason !== undefined) return { status: 'disabled', reason: this.#disabledReason };
+      if (this.#refused && !probe) return this.#refused;
       const pending = this.#admission.acquire(run);
       const admission = pending instanceof Promise ? await pending : pending;
       // The upstream may have been switched off while this request waited for the limiter.
-      if (this.#disabledReason !== undefined) {
+      if (this.#refused && !probe) {
         if (admission.ok) admission.release();
-        return { status: 'disabled', reason: this.#disabledReason };
+        return this.#refused;
       }
       if (!admission.ok) return { status: 'rate_limited', retryAt: new Date(admission.retryAt).toISOString() };
       let answer: UpstreamAnswer | { failure: string };
@@ -143,6 +168,7 @@ export class HttpUpstream {
         if (answer.statusCode === 401) await this.#admission.report('unauthorized', answer.headers['retry-after']);
         else await this.#admission.report('ok');
         const verdict = interpret(answer);
+        if (verdict.status === 'refused') return this.#refuse(verdict.reason, path, interpret);
         if (verdict.status !== 'retry') return verdict;
         last = { status: 'error', error: verdict.error };
       }
@@ -151,8 +177,38 @@ export class HttpUpstream {
     return last;
   }
 
-  async close(): Promise<void> {
-    await this.#agent.close();
+  /**
+   * Every further request would be refused the same way and spend the budget of a valid key holder, so none
+   * is sent, including those waiting for the limiter, until a probe of the refused request finds our
+   * credentials accepted again.
+   */
+  #refuse<T>(reason: string, path: string, interpret: (answer: UpstreamAnswer) => Verdict<T>): SourceOutcome<T> {
+    if (this.#refused) return this.#refused;
+    this.#refused = { status: 'disabled', reason, refused: true };
+    this.#logger?.error(
+      { upstream: this.#baseUrl, reprobeMs: this.#reprobeMs },
+      `${reason}: switched off until a probe finds our credentials accepted`,
+    );
+    this.#probeLater(path, interpret);
+    return this.#refused;
+  }
+
+  #probeLater<T>(path: string, interpret: (answer: UpstreamAnswer) => Verdict<T>): void {
+    if (this.#closed) return;
+    this.#cancelProbe = this.#clock.schedule(this.#reprobeMs, () => void this.#probe(path, interpret));
+  }
+
+  async #probe<T>(path: string, interpret: (answer: UpstreamAnswer) => Verdict<T>): Promise<void> {
+    // Not on any caller's request: it may wait for the budget as long as a request may take.
+    const outcome = await this.#attempts(path, new LookupRun({ deadline: this.#clock.now() + this.#timeoutMs }), interpret, true);
+    if (outcome.status === 'ok' || outcome.status === 'not_found') {
+      this.#refused = undefined;
+      this.#logger?.info({ upstream: this.#baseUrl }, 'the upstream accepts our credentials again: switched back on');
+      return;
+    }
+    const found = outcome.status === 'disabled' ? 'our credentials still refused' : 'no answer';
+    this.#logger?.warn({ upstream: this.#baseUrl, outcome, reprobeMs: this.#reprobeMs }, `the probe found ${found}: still off`);
+    this.#probeLater(path, interpret);
   }
 
   async #send(path: string, run: LookupRun): Promise<UpstreamAnswer | { failure: string }> {

@@ -1,8 +1,10 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../../src/clock.js';
 import { UpstreamAdmission } from '../../src/limiter/admission.js';
 import { GreyNoiseSource } from '../../src/sources/greynoise.js';
+import { VERSION } from '../../src/version.js';
 import { HttpUpstreamDouble, respond } from '../doubles/http-upstream.js';
+import { capturingLogger } from '../doubles/logger.js';
 
 let upstream: HttpUpstreamDouble;
 let source: GreyNoiseSource | undefined;
@@ -31,7 +33,10 @@ function greynoise(options: { apiKey?: string; maxInFlight?: number; timeoutMs?:
 
 const soon = () => ({ deadline: Date.now() + 5_000 });
 
-const REJECTED = { status: 'disabled', reason: 'GreyNoise rejected the API key (401)' };
+const REJECTED = { status: 'disabled', reason: 'GreyNoise rejected the API key (401)', refused: true };
+
+/** Real I/O answers while a ManualClock stands still: what it brings is waited for in real time. */
+const inRealTime = { timeout: 5_000, interval: 1 };
 
 describe('GreyNoiseSource', () => {
   it('maps a community answer and sends the API key', async () => {
@@ -110,6 +115,65 @@ describe('GreyNoiseSource', () => {
     const later = await source.lookup(['5.5.5.5'], soon());
     expect(later.get('5.5.5.5')).toEqual(REJECTED);
     expect(upstream.requests).toHaveLength(1);
+  });
+
+  it('probes once GREYNOISE_REPROBE has passed after a 401, and is back on when the key works again', async () => {
+    const clock = new ManualClock();
+    const { logger, lines } = capturingLogger();
+    // The probe takes real time to answer, so that lookups can come while it is out.
+    const slow = await HttpUpstreamDouble.start({ latencyMs: 50 });
+    const admission = new UpstreamAdmission({ name: 'greynoise', rate: 100, burst: 100, clock });
+    const probed = new GreyNoiseSource({ baseUrl: slow.url, apiKey: 'renewed', admission, clock, reprobeMs: 900_000, logger });
+    const lookup = async (ip: string) => (await probed.lookup([ip], { deadline: clock.now() + 5_000 })).get(ip);
+    try {
+      slow.enqueue(respond.unauthorized());
+      expect(await lookup('1.1.1.1')).toEqual(REJECTED);
+      await clock.advance(899_999);
+      expect(await lookup('2.2.2.2')).toEqual(REJECTED);
+      expect(slow.requests).toHaveLength(1);
+
+      await clock.advance(1);
+      await vi.waitFor(() => expect(slow.requests).toHaveLength(2), inRealTime);
+      expect(await lookup('3.3.3.3')).toEqual(REJECTED);
+      expect(probed.availability()).toEqual(REJECTED);
+      await vi.waitFor(() => expect(probed.availability()).toEqual({ status: 'ready' }), inRealTime);
+      expect(slow.requests.map((request) => request.ip)).toEqual(['1.1.1.1', '1.1.1.1']);
+      expect(await lookup('4.4.4.4')).toMatchObject({ status: 'not_found' });
+      expect(slow.requests).toHaveLength(3);
+      expect(lines.filter((line) => line.msg.includes('switched off'))).toHaveLength(1);
+      expect(lines.filter((line) => line.msg.includes('switched back on'))).toHaveLength(1);
+    } finally {
+      await probed.close();
+      await slow.close();
+    }
+  });
+
+  it('stays off for another GREYNOISE_REPROBE when the probe is refused again', async () => {
+    const clock = new ManualClock();
+    const { logger, lines } = capturingLogger();
+    const admission = new UpstreamAdmission({ name: 'greynoise', rate: 100, burst: 100, clock });
+    source = new GreyNoiseSource({ baseUrl: upstream.url, apiKey: 'revoked', admission, clock, reprobeMs: 900_000, logger });
+    const lookup = async (ip: string) => (await source!.lookup([ip], { deadline: clock.now() + 5_000 })).get(ip);
+    upstream.enqueue(respond.unauthorized(), respond.unauthorized());
+    expect(await lookup('1.1.1.1')).toEqual(REJECTED);
+    await clock.advance(900_000);
+    await vi.waitFor(() => expect(lines.map((line) => line.msg)).toContainEqual(expect.stringContaining('still off')), inRealTime);
+    expect(upstream.requests).toHaveLength(2);
+    expect(source.availability()).toEqual(REJECTED);
+
+    await clock.advance(899_999);
+    expect(await lookup('2.2.2.2')).toEqual(REJECTED);
+    expect(upstream.requests).toHaveLength(2);
+    await clock.advance(1);
+    await vi.waitFor(() => expect(source?.availability()).toEqual({ status: 'ready' }), inRealTime);
+    expect(upstream.requests).toHaveLength(3);
+    expect(await lookup('2.2.2.2')).toMatchObject({ status: 'not_found' });
+  });
+
+  it('sends the ip-enrich/<version> User-Agent, as DShield does', async () => {
+    const { source } = greynoise();
+    await source.lookup(['1.1.1.1'], soon());
+    expect(upstream.requests[0]?.headers['user-agent']).toBe(`ip-enrich/${VERSION}`);
   });
 
   it('keeps 32 requests in flight without a MaxListenersExceededWarning, with or without a caller signal', async () => {
