@@ -61,6 +61,7 @@ export const ConfigSchema = Type.Object({
   GREYNOISE_RATE: Type.Number({ default: 1, exclusiveMinimum: 0, maximum: 10_000, description: 'requests/s' }),
   GREYNOISE_BURST: Integer(5, 1, 10_000, 'token bucket size'),
   GREYNOISE_MAX_IN_FLIGHT: Integer(4, 1, 1024, 'GreyNoise requests in flight at once'),
+  GREYNOISE_REPROBE: Duration('15m', 'after GreyNoise refused the API key, how long until one request tries it again'),
   DSHIELD_API_URL: HttpUrl('https://isc.sans.edu', 'DShield/ISC API base URL'),
   DSHIELD_CONTACT: OptionalHeaderValue(3, 'contact for the User-Agent'),
   DSHIELD_RATE: Type.Number({ default: 1, exclusiveMinimum: 0, maximum: 10_000, description: 'requests/s' }),

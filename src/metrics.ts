@@ -184,7 +184,7 @@ export class Metrics {
     const decisions = new DeferredCounter(
       this.registry,
       'ipenrich_limiter_decisions_total',
-      'rate limiter decisions per upstream (admitted: a request left; refused: deferred past a deadline)',
+      'rate limiter decisions per upstream (admitted: a request left; refused: an address that could not go before its deadline)',
       ['source', 'decision'],
     );
     for (const source of ['greynoise', 'dshield'] as const) {

@@ -86,7 +86,9 @@ function staticKey(outcomes: Outcomes): string | undefined {
     const outcome = outcomes[source];
     if (!outcome) continue;
     if (!STATIC.has(outcome.status)) return undefined;
-    key += `\n${source}:${outcome.status}:${'reason' in outcome ? (outcome.reason ?? '') : ''}`;
+    // A refusal makes the record partial, so it shapes the answer as much as the status does.
+    const refused = outcome.status === 'disabled' && outcome.refused ? ':refused' : '';
+    key += `\n${source}:${outcome.status}${refused}:${'reason' in outcome ? (outcome.reason ?? '') : ''}`;
   }
   return key;
 }

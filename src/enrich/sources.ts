@@ -6,9 +6,31 @@ import type {
   SourceName,
   SourceOutcome,
 } from '../record/model.js';
-import type { PerAddressSource, SourceAvailability } from '../sources/http.js';
 
-export type { PerAddressSource, SourceAvailability };
+export interface SourceAvailability {
+  status: 'ready' | 'disabled' | 'unavailable';
+  reason?: string;
+  /**
+   * Set when the upstream refused our credentials (a GreyNoise 401); absent when the source is off by
+   * configuration. A refused source was meant to answer, so its silence is a failure, not a choice.
+   */
+  refused?: true;
+}
+
+export interface LookupOptions {
+  /** Epoch ms after which no request waits for the rate limit any more. */
+  deadline: number;
+  signal?: AbortSignal;
+}
+
+/** A source asked one address at a time over HTTP (GreyNoise, DShield). */
+export interface PerAddressSource<T> {
+  lookup(ips: readonly string[], options: LookupOptions): Promise<Map<string, SourceOutcome<T>>>;
+  availability(): SourceAvailability;
+  /** Why the source cannot answer for this address at all, decided without a request; undefined when it can. */
+  unsupported(ip: string): string | undefined;
+  close(): Promise<void>;
+}
 
 export interface InProcessSource {
   lookup(ip: string): SourceOutcome<MaxMindData>;
@@ -17,15 +39,15 @@ export interface InProcessSource {
   availability(): SourceAvailability;
 }
 
-/** A bulk source's state from the outcome of its latest queries. */
-export type SourceHealth = { status: 'ready' } | { status: 'failing'; reason: string; since: string };
+/** From the last bulk query: failing when its every attempt failed, with the last error and since when. */
+export type BulkSourceHealth = { status: 'ready' } | { status: 'failing'; reason: string; since: string };
 
 export interface BulkAsnSource {
   lookupStreaming(
     ips: readonly string[],
     onBatch: (results: Map<string, SourceOutcome<Asn>>) => void | Promise<void>,
   ): Promise<void>;
-  health(): SourceHealth;
+  health(): BulkSourceHealth;
   /** queries: bulk queries attempted (retries included); failures: attempts that failed. */
   stats(): { queries: number; failures: number };
 }

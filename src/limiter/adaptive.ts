@@ -4,6 +4,7 @@ import { systemClock, type Clock } from '../clock.js';
 import { MemoryBucketStore } from './memory-store.js';
 import { RedisBucketStore } from './redis-store.js';
 import { parseRetryAfter } from './retry-after.js';
+import { Slots } from './slots.js';
 import { bucketPolicy, type BucketStore, type Reservation } from './token-bucket.js';
 
 export interface LimiterOptions {
@@ -19,6 +20,11 @@ export interface LimiterOptions {
 
 export type Admission = { ok: true; release(): void } | { ok: false; retryAt: number };
 
+/** Told of a refusal before the caller is: a lookup's run refuses the rest of its list with it. */
+export interface RefusalListener {
+  refuse(retryAt: number): void;
+}
+
 const DEFAULT_MAX_IN_FLIGHT = 4;
 const DEFAULT_KEY_PREFIX = 'ip-enrich:limiter:';
 /**
@@ -31,67 +37,6 @@ const REDIS_TIMEOUT_MS = 1_000;
  * states the in-process budget answers without asking Redis.
  */
 const REDIS_DOWN = new Set(['reconnecting', 'close', 'end']);
-
-interface SlotWaiter {
-  grant(): void;
-}
-
-/** FIFO in-flight slots; a waiter gives up at its deadline. */
-class Slots {
-  readonly size: number;
-  #free: number;
-  /** In arrival order; a Set so that a waiter whose deadline came leaves without a scan. */
-  #waiters = new Set<SlotWaiter>();
-
-  constructor(size: number) {
-    this.size = size;
-    this.#free = size;
-  }
-
-  get inUse(): number {
-    return this.size - this.#free;
-  }
-
-  /** Resolves true with a slot taken, or false when the deadline came first. */
-  take(deadline: number, clock: Clock, signal?: AbortSignal): Promise<boolean> {
-    if (this.#free > 0) {
-      this.#free -= 1;
-      return Promise.resolve(true);
-    }
-    const wait = deadline - clock.now();
-    if (wait <= 0) return Promise.resolve(false);
-    return new Promise((resolve, reject) => {
-      const onAbort = () => {
-        this.#waiters.delete(waiter);
-        cancel();
-        reject(signal?.reason as Error);
-      };
-      const waiter: SlotWaiter = {
-        grant: () => {
-          cancel();
-          signal?.removeEventListener('abort', onAbort);
-          resolve(true);
-        },
-      };
-      const cancel = clock.schedule(wait, () => {
-        this.#waiters.delete(waiter);
-        signal?.removeEventListener('abort', onAbort);
-        resolve(false);
-      });
-      this.#waiters.add(waiter);
-      signal?.addEventListener('abort', onAbort, { once: true });
-    });
-  }
-
-  release(): void {
-    for (const next of this.#waiters) {
-      this.#waiters.delete(next);
-      next.grant();
-      return;
-    }
-    this.#free += 1;
-  }
-}
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -163,21 +108,21 @@ export class AdaptiveLimiter {
 
   /** Waits for a token (and an in-flight slot) until `deadline` (epoch ms). If the wait would end after the
    *  deadline (bucket empty, or blocked until later), resolves at once with {ok:false, retryAt} — never hangs
-   *  past the deadline. `signal` aborts the wait. */
-  async acquire(deadline: number, signal?: AbortSignal): Promise<Admission> {
+   *  past the deadline. `signal` aborts the wait; `refusals` hears of a refusal. */
+  async acquire(deadline: number, signal?: AbortSignal, refusals?: RefusalListener): Promise<Admission> {
     signal?.throwIfAborted();
-    if (this.#blockedUntil > deadline) return this.#refuse(this.#blockedUntil);
+    if (this.#blockedUntil > deadline) return this.#refuse(this.#blockedUntil, refusals);
     // The slot comes first: a token taken while waiting for a slot would be spent late, and late requests
     // bunch up beyond the rate.
     if (!(await this.#slots.take(deadline, this.#clock, signal))) {
-      return this.#refuse(Math.max(this.#clock.now(), this.#horizon, this.#blockedUntil));
+      return this.#refuse(Math.max(this.#clock.now(), this.#horizon, this.#blockedUntil), refusals);
     }
     try {
       for (;;) {
         const reservation = await this.#reserve(deadline);
         if (!reservation.granted) {
           this.#slots.release();
-          return this.#refuse(reservation.at);
+          return this.#refuse(reservation.at, refusals);
         }
         const wait = reservation.at - this.#clock.now();
         if (wait <= 0) break;
@@ -190,7 +135,7 @@ export class AdaptiveLimiter {
         if (this.#blockKnownAsOf < reservation.at) {
           const latest = this.#latestAsk;
           if (latest && latest.sentAt >= reservation.at) await latest.answer;
-          else await this.#ask(async (store) => ({ blockedUntil: await store.blockedUntil() }));
+          else await this.#ask(async (store) => ({ blockedUntil: await store.blockedUntil(this.#clock.now()) }));
         }
         if (this.#blockedUntil <= this.#clock.now()) break;
       }
@@ -237,7 +182,7 @@ export class AdaptiveLimiter {
   }
 
   async state(): Promise<{ blockedUntil: number | null; consecutiveFailures: number; inFlight: number }> {
-    const state = await this.#withStore((store) => store.state());
+    const state = await this.#withStore((store) => store.state(this.#clock.now()));
     const blockedUntil = Math.max(state.blockedUntil, this.#blockedUntil);
     return {
       blockedUntil: blockedUntil > this.#clock.now() ? blockedUntil : null,
@@ -299,8 +244,9 @@ export class AdaptiveLimiter {
     return answer;
   }
 
-  #refuse(retryAt: number): Admission {
+  #refuse(retryAt: number, refusals: RefusalListener | undefined): Admission {
     this.#limited += 1;
+    refusals?.refuse(retryAt);
     return { ok: false, retryAt };
   }
 

@@ -41,6 +41,10 @@ export interface Reservations extends BucketState {
   tat: number;
 }
 
+/**
+ * Every moment a store is given or answers is on the caller's clock, `now` being the caller's now; a store
+ * may keep its own (the Redis one keeps Redis's) and convert.
+ */
 export interface BucketStore {
   /**
    * For each deadline in turn, reserves the earliest moment at or after `now`, `notBefore`, any block and
@@ -49,8 +53,8 @@ export interface BucketStore {
    * is taken to be at least `tatFloor`: what the caller already spent through another store.
    */
   reserve(now: number, deadlines: readonly number[], notBefore: number, tatFloor: number): Promise<Reservations>;
-  /** The moment the upstream is blocked until (0 when it never was). */
-  blockedUntil(): Promise<number>;
+  /** The moment the upstream is blocked until (0, or a moment already past, when it is not). */
+  blockedUntil(now: number): Promise<number>;
   /**
    * A 429/401: blocks for `delayMs` (the Retry-After) or, without one, for the backoff of the new failure
    * count. While already blocked, further failures (the other requests that were in flight) only extend the
@@ -59,5 +63,5 @@ export interface BucketStore {
   fail(now: number, delayMs: number | undefined): Promise<BucketState>;
   /** A real answer: the failure count starts over. */
   succeed(): Promise<void>;
-  state(): Promise<BucketState>;
+  state(now: number): Promise<BucketState>;
 }

@@ -52,6 +52,8 @@ export interface StoredRecord {
 /** One source's answer for one address in this request. */
 export type SourceOutcome<T> =
   | { status: 'ok' | 'not_found'; data: T | null; database?: string }
-  | { status: 'unsupported' | 'skipped' | 'unavailable' | 'disabled'; reason?: string; refused?: true }
+  | { status: 'unsupported' | 'skipped' | 'unavailable'; reason?: string }
+  /** `refused`: the upstream refused our credentials; absent when the source is off by configuration. */
+  | { status: 'disabled'; reason?: string; refused?: true }
   | { status: 'error'; error: string }
   | { status: 'rate_limited'; retryAt: string };

@@ -8,6 +8,9 @@ export const SourceStateSchema = Type.Object({
       'unavailable: not configured or not loaded',
   }),
   reason: Type.Optional(Type.String()),
+  refused: Type.Optional(
+    Type.Literal(true, { description: 'disabled because the upstream refused our credentials; probed again later' }),
+  ),
   since: Type.Optional(Type.String({ format: 'date-time', description: 'when the failures began' })),
   blockedUntil: Type.Optional(Nullable(Type.String({ format: 'date-time', description: 'no request leaves before this' }))),
   databases: Type.Optional(

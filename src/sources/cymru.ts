@@ -1,7 +1,9 @@
 import { connect } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyBaseLogger } from 'fastify';
 import pLimit, { type LimitFunction } from 'p-limit';
+import { chunks } from '../chunks.js';
+import { systemClock, type Clock } from '../clock.js';
+import type { BulkAsnSource, BulkSourceHealth } from '../enrich/sources.js';
 import type { Asn, SourceOutcome } from '../record/model.js';
 import { parseBulkAnswer } from './cymru-parser.js';
 
@@ -14,6 +16,8 @@ export interface CymruOptions {
   retries: number;
   /** First retry delay; later ones double, with jitter. Default 250 ms. */
   retryBaseDelayMs?: number;
+  /** Runs the retry delays and dates a failure; the query timeout is real time, as it bounds I/O. */
+  clock?: Clock;
   logger?: FastifyBaseLogger;
 }
 
@@ -21,6 +25,7 @@ type CymruOutcome = SourceOutcome<Asn>;
 
 const NO_ANSWER = 'no answer from Team Cymru for this address';
 const DEFAULT_RETRY_BASE_DELAY_MS = 250;
+const READY: BulkSourceHealth = { status: 'ready' };
 
 /** One bulk query's result: the rows that arrived, and why the exchange failed if it did. */
 interface QueryResult {
@@ -37,16 +42,24 @@ function toOutcome(asn: Asn | null): CymruOutcome {
  * process so that its connection limit holds process-wide: Team Cymru asks bulk users to keep the number
  * of parallel queries low and may block hosts that do not.
  */
-export class CymruClient {
+export class CymruClient implements BulkAsnSource {
   readonly #options: CymruOptions;
+  readonly #clock: Clock;
   readonly #limit: LimitFunction;
   #queries = 0;
   #failures = 0;
   #inFlight = 0;
+  #health: BulkSourceHealth = READY;
 
   constructor(options: CymruOptions) {
     this.#options = options;
+    this.#clock = options.clock ?? systemClock;
     this.#limit = pLimit(options.maxConnections);
+  }
+
+  /** Ready before any query, and after any query that got through; failing after one that never did. */
+  health(): BulkSourceHealth {
+    return this.#health;
   }
 
   /** Resolves with one outcome per distinct input address; never rejects for upstream problems. */
@@ -67,15 +80,9 @@ export class CymruClient {
     ips: readonly string[],
     onBatch: (results: Map<string, CymruOutcome>) => void | Promise<void>,
   ): Promise<void> {
-    const unique = [...new Set(ips)];
-    const { batchSize } = this.#options;
-    const batches: string[][] = [];
-    for (let start = 0; start < unique.length; start += batchSize) {
-      batches.push(unique.slice(start, start + batchSize));
-    }
     let delivered: Promise<void> = Promise.resolve();
     const settled = await Promise.allSettled(
-      batches.map(async (batch) => {
+      chunks([...new Set(ips)], this.#options.batchSize).map(async (batch) => {
         const results = await this.#runBatch(batch);
         const delivery = delivered.then(() => onBatch(results));
         delivered = delivery.catch(() => undefined);
@@ -96,8 +103,9 @@ export class CymruClient {
     const { retries, logger } = this.#options;
     let pending = batch;
     let failure: string | undefined;
+    let firstFailureAt: number | undefined;
     for (let attempt = 0; attempt <= retries && pending.length > 0; attempt++) {
-      if (attempt > 0) await sleep(this.#backoffMs(attempt - 1));
+      if (attempt > 0) await this.#clock.sleep(this.#backoffMs(attempt - 1));
       const asked = pending;
       const result = await this.#limit(() => this.#query(asked));
       for (const ip of asked) {
@@ -108,11 +116,19 @@ export class CymruClient {
       pending = asked.filter((ip) => !outcomes.has(ip));
       failure = result.failure ?? (pending.length === asked.length ? 'no parseable row in the answer' : undefined);
       if (failure === undefined) break;
+      firstFailureAt ??= this.#clock.now();
       this.#failures++;
       logger?.warn(
         { attempt: attempt + 1, addresses: asked.length, unanswered: pending.length, reason: failure },
         'Team Cymru bulk query failed',
       );
+    }
+    if (failure === undefined) {
+      this.#health = READY;
+    } else {
+      // A run of failed queries began when the first of them failed; a query that gets through ends it.
+      const began = this.#health.status === 'failing' ? this.#health.since : new Date(firstFailureAt ?? this.#clock.now()).toISOString();
+      this.#health = { status: 'failing', reason: failure, since: began };
     }
     // After a clean answer the server chose to skip these addresses; after failures we never learnt.
     const error = failure === undefined ? NO_ANSWER : `Team Cymru bulk query failed: ${failure}`;

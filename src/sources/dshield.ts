@@ -1,19 +1,10 @@
+import type { LookupOptions, PerAddressSource, SourceAvailability } from '../enrich/sources.js';
+import { answerEach } from '../limiter/admission.js';
 import type { DShield, SourceOutcome } from '../record/model.js';
-import {
-  answerEach,
-  HttpUpstream,
-  parseJsonObject,
-  text,
-  type LookupOptions,
-  type PerAddressSource,
-  type SourceAvailability,
-  type HttpUpstreamOptions,
-  type UpstreamAnswer,
-  type Verdict,
-} from './http.js';
-import { PRODUCT } from '../version.js';
+import { HttpUpstream, userAgent, type HttpUpstreamOptions, type UpstreamAnswer, type Verdict } from './http.js';
+import { parseJsonObject, text } from './json.js';
 
-export type DShieldSourceOptions = Omit<HttpUpstreamOptions, 'headers'> & {
+export type DShieldSourceOptions = Omit<HttpUpstreamOptions, 'headers' | 'reprobeMs'> & {
   /** Goes into the User-Agent; without it the source stays off. */
   contact?: string;
   /** This service's version, for the User-Agent. */
@@ -42,7 +33,7 @@ export class DShieldSource implements PerAddressSource<DShield> {
     this.#http = contact
       ? new HttpUpstream({
           ...options,
-          headers: { accept: 'application/json', 'user-agent': `${PRODUCT}/${options.version} (${contact})` },
+          headers: { accept: 'application/json', 'user-agent': userAgent(options.version, contact) },
         })
       : null;
   }
@@ -52,9 +43,7 @@ export class DShieldSource implements PerAddressSource<DShield> {
   }
 
   availability(): SourceAvailability {
-    if (!this.#http) return { status: 'disabled', reason: DSHIELD_NO_CONTACT };
-    const reason = this.#http.disabledReason;
-    return reason === undefined ? { status: 'ready' } : { status: 'disabled', reason };
+    return this.#http?.availability() ?? { status: 'disabled', reason: DSHIELD_NO_CONTACT };
   }
 
   lookup(ips: readonly string[], options: LookupOptions): Promise<Map<string, SourceOutcome<DShield>>> {

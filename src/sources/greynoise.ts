@@ -1,16 +1,9 @@
+import type { LookupOptions, PerAddressSource, SourceAvailability } from '../enrich/sources.js';
 import { ipVersion } from '../ip/address.js';
 import type { GreyNoise, SourceOutcome } from '../record/model.js';
-import {
-  HttpUpstream,
-  parseJsonObject,
-  text,
-  type LookupOptions,
-  type PerAddressSource,
-  type SourceAvailability,
-  type HttpUpstreamOptions,
-  type UpstreamAnswer,
-  type Verdict,
-} from './http.js';
+import { VERSION } from '../version.js';
+import { HttpUpstream, userAgent, type HttpUpstreamOptions, type UpstreamAnswer, type Verdict } from './http.js';
+import { parseJsonObject, text } from './json.js';
 
 export type GreyNoiseSourceOptions = Omit<HttpUpstreamOptions, 'headers'> & { apiKey?: string };
 
@@ -34,13 +27,12 @@ export class GreyNoiseSource implements PerAddressSource<GreyNoise> {
   constructor(options: GreyNoiseSourceOptions) {
     this.#http = new HttpUpstream({
       ...options,
-      headers: { accept: 'application/json', ...(options.apiKey ? { key: options.apiKey } : {}) },
+      headers: { accept: 'application/json', 'user-agent': userAgent(VERSION), ...(options.apiKey ? { key: options.apiKey } : {}) },
     });
   }
 
   availability(): SourceAvailability {
-    const reason = this.#http.disabledReason;
-    return reason === undefined ? { status: 'ready' } : { status: 'disabled', reason };
+    return this.#http.availability();
   }
 
   unsupported(ip: string): string | undefined {
@@ -72,9 +64,7 @@ export class GreyNoiseSource implements PerAddressSource<GreyNoise> {
           ? { status: 'not_found', data: toGreyNoise(body) }
           : { status: 'error', error: 'HTTP 404 without a GreyNoise answer' };
       case 401:
-        // Every further request would fail the same way and spend the budget of a valid key holder.
-        this.#http.disable(REJECTED_KEY);
-        return { status: 'disabled', reason: REJECTED_KEY };
+        return { status: 'refused', reason: REJECTED_KEY };
       default: {
         const message = text(body?.message);
         return { status: 'error', error: `HTTP ${answer.statusCode}${message ? `: ${message.slice(0, 200)}` : ''}` };

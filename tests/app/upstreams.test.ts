@@ -144,6 +144,21 @@ describe('rate limits and deadlines', () => {
     expect(Date.parse(ready.sources.greynoise.blockedUntil)).toBeGreaterThan(Date.now() + 3_500_000);
   });
 
+  it('counts in /metrics every address refused, the rest of a list refused with the first among them', async () => {
+    // A burst of two, then one a second: the third address could only go after the deadline.
+    harness = await startHarness({ config: { GREYNOISE_RATE: 1, GREYNOISE_BURST: 2, ENRICH_DEADLINE_MS: 300 } });
+    const ips = Array.from({ length: 10 }, (_, k) => `45.83.68.${k + 1}`);
+    const results = await enrich(harness, { ips, sources: ['greynoise'] });
+    expect(results.filter((record) => record.sources.greynoise.status === 'rate_limited')).toHaveLength(8);
+    const text = (await harness.app.inject({ method: 'GET', url: '/metrics' })).body;
+    const decisions = (decision: string) => {
+      const series = `ipenrich_limiter_decisions_total{source="greynoise",decision="${decision}"} `;
+      return Number(text.split('\n').find((line) => line.startsWith(series))?.slice(series.length));
+    };
+    expect(decisions('admitted')).toBe(2);
+    expect(decisions('refused')).toBe(8);
+  });
+
   it('switches GreyNoise off on 401 and says why in /readyz', async () => {
     harness = await startHarness({ config: { GREYNOISE_API_KEY: 'wrong' } });
     for (const ip of ['45.83.66.1', '45.83.66.2']) harness.greynoise.respondTo(ip, respond.unauthorized());

@@ -10,7 +10,7 @@ import type {
   LookupOptions,
   PerAddressSource,
   SourceAvailability,
-  SourceHealth,
+  BulkSourceHealth,
 } from '../../src/enrich/sources.js';
 import type { Asn, IpRecord, MaxMindData, SourceOutcome, StoredRecord } from '../../src/record/model.js';
 
@@ -90,7 +90,7 @@ class FakeCymru implements BulkAsnSource {
     );
   }
 
-  health(): SourceHealth {
+  health(): BulkSourceHealth {
     return { status: 'ready' };
   }
 

@@ -36,4 +36,13 @@ describe('serialized answers', () => {
     expect(withoutGreyNoise.sources.greynoise).toEqual({ status: 'disabled', fetchedAt: null, error: 'GreyNoise rejected the API key (401)' });
     expect(parse(routableJson('8.8.8.8', record, {})).sources.greynoise).toEqual({ status: 'skipped', fetchedAt: null });
   });
+
+  it('keeps a source refused by the upstream apart from one off by configuration with the same reason', () => {
+    const reason = 'switched off';
+    const off = parse(routableJson('8.8.8.8', record, { greynoise: { status: 'disabled', reason } }));
+    const refused = parse(routableJson('8.8.8.8', record, { greynoise: { status: 'disabled', reason, refused: true } }));
+    expect(off.status).toBe('ok');
+    expect(refused.status).toBe('partial');
+    expect(parse(routableJson('8.8.8.8', record, { greynoise: { status: 'disabled', reason } })).status).toBe('ok');
+  });
 });

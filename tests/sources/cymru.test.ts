@@ -1,9 +1,16 @@
 import ipaddr from 'ipaddr.js';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { ManualClock } from '../../src/clock.js';
 import type { Asn, SourceOutcome } from '../../src/record/model.js';
 import { CymruClient, type CymruOptions } from '../../src/sources/cymru.js';
 import { parseBulkAnswer } from '../../src/sources/cymru-parser.js';
-import { defaultRow, startCymruWhois, type CymruWhoisDouble, type CymruWhoisOptions } from '../doubles/cymru-whois.js';
+import {
+  defaultRow,
+  startCymruWhois,
+  type Behaviour,
+  type CymruWhoisDouble,
+  type CymruWhoisOptions,
+} from '../doubles/cymru-whois.js';
 
 const SAMPLE = [
   'Bulk mode; whois.cymru.com [2026-11-22 05:46:42 +0000]',
@@ -335,6 +342,47 @@ describe('CymruClient', () => {
     });
     await expect(failing).rejects.toThrow('cannot persist');
     expect(cymru.stats()).toEqual({ queries: 3, failures: 0, inFlight: 0 });
+  });
+
+  it('waits for the retry backoff on the injected clock, and asks again only once it has passed', async () => {
+    const clock = new ManualClock();
+    const double = await whois({ behaviour: (index) => (index === 0 ? 'garbage' : 'answer') });
+    // The first retry waits 100 to 200 ms: half the base delay, plus up to as much again of jitter.
+    const cymru = client(double, { retries: 1, retryBaseDelayMs: 200, clock });
+    let answered = false;
+    const lookup = cymru.lookup(['8.8.8.8']).finally(() => (answered = true));
+    await vi.waitFor(() => expect(clock.sleeping).toBe(1), { timeout: 5_000, interval: 1 });
+    await clock.advance(99);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(double.connections).toHaveLength(1);
+    expect(answered).toBe(false);
+    await clock.advance(101);
+    expect((await lookup).get('8.8.8.8')).toEqual(expectedOk('8.8.8.8'));
+    expect(double.connections).toHaveLength(2);
+  });
+
+  it('is ready before any query, failing after one whose every attempt failed, and ready after one that got through', async () => {
+    const clock = new ManualClock();
+    const behaviours: Behaviour[] = ['garbage', 'garbage', { resetAfterRows: 0 }, { resetAfterRows: 0 }, 'garbage', 'answer', 'refuse', 'garbage'];
+    const double = await whois({ behaviour: (index) => behaviours[index] ?? 'answer' });
+    // No backoff, so that the retries need no time on the clock.
+    const cymru = client(double, { retries: 1, retryBaseDelayMs: 0, clock });
+    expect(cymru.health()).toEqual({ status: 'ready' });
+    const began = new Date(clock.now()).toISOString();
+    await cymru.lookup(['8.8.8.8']);
+    expect(cymru.health()).toEqual({ status: 'failing', reason: 'no parseable row in the answer', since: began });
+    // A run of failures keeps the moment it began, and tells the latest error.
+    await clock.advance(60_000);
+    await cymru.lookup(['8.8.8.8']);
+    expect(cymru.health()).toEqual({ status: 'failing', reason: expect.stringMatching(/ECONNRESET/), since: began });
+    await clock.advance(60_000);
+    await cymru.lookup(['8.8.8.8']);
+    expect(cymru.health()).toEqual({ status: 'ready' });
+    await clock.advance(60_000);
+    const againAt = new Date(clock.now()).toISOString();
+    await cymru.lookup(['8.8.8.8']);
+    expect(cymru.health()).toEqual({ status: 'failing', reason: 'no parseable row in the answer', since: againAt });
+    expect(double.connections).toHaveLength(8);
   });
 
   it('opens no connection for an empty list', async () => {

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { AdaptiveLimiter } from '../../src/limiter/adaptive.js';
+import { UpstreamAdmission } from '../../src/limiter/admission.js';
 import { DSHIELD_NO_CONTACT, DShieldSource } from '../../src/sources/dshield.js';
 import { HttpUpstreamDouble, respond } from '../doubles/http-upstream.js';
 
@@ -17,8 +17,8 @@ afterEach(async () => {
 });
 
 function dshield(contact: string | undefined = 'abuse-desk@example.org') {
-  const limiter = new AdaptiveLimiter({ name: 'dshield', rate: 100, burst: 100 });
-  source = new DShieldSource({ baseUrl: `${upstream.url}/`, contact, version: '1.2.3', limiter, retryDelayMs: 10 });
+  const admission = new UpstreamAdmission({ name: 'dshield', rate: 100, burst: 100 });
+  source = new DShieldSource({ baseUrl: `${upstream.url}/`, contact, version: '1.2.3', admission, retryDelayMs: 10 });
   return source;
 }
 

@@ -1,8 +1,10 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../../src/clock.js';
-import { AdaptiveLimiter } from '../../src/limiter/adaptive.js';
+import { UpstreamAdmission } from '../../src/limiter/admission.js';
 import { GreyNoiseSource } from '../../src/sources/greynoise.js';
+import { VERSION } from '../../src/version.js';
 import { HttpUpstreamDouble, respond } from '../doubles/http-upstream.js';
+import { capturingLogger } from '../doubles/logger.js';
 
 let upstream: HttpUpstreamDouble;
 let source: GreyNoiseSource | undefined;
@@ -18,18 +20,23 @@ afterEach(async () => {
 });
 
 function greynoise(options: { apiKey?: string; maxInFlight?: number; timeoutMs?: number } = {}) {
-  const limiter = new AdaptiveLimiter({ name: 'greynoise', rate: 100, burst: 100, maxInFlight: options.maxInFlight });
+  const admission = new UpstreamAdmission({ name: 'greynoise', rate: 100, burst: 100, maxInFlight: options.maxInFlight });
   source = new GreyNoiseSource({
     baseUrl: upstream.url,
     apiKey: options.apiKey,
-    limiter,
+    admission,
     retryDelayMs: 10,
     timeoutMs: options.timeoutMs,
   });
-  return { source, limiter };
+  return { source, admission };
 }
 
 const soon = () => ({ deadline: Date.now() + 5_000 });
+
+const REJECTED = { status: 'disabled', reason: 'GreyNoise rejected the API key (401)', refused: true };
+
+/** Real I/O answers while a ManualClock stands still: what it brings is waited for in real time. */
+const inRealTime = { timeout: 5_000, interval: 1 };
 
 describe('GreyNoiseSource', () => {
   it('maps a community answer and sends the API key', async () => {
@@ -96,19 +103,104 @@ describe('GreyNoiseSource', () => {
   });
 
   it('switches itself off after a 401 instead of failing every address', async () => {
-    const { source, limiter } = greynoise({ apiKey: 'wrong', maxInFlight: 1 });
+    const { source, admission } = greynoise({ apiKey: 'wrong', maxInFlight: 1 });
     upstream.enqueue(respond.unauthorized());
     const ips = ['1.1.1.1', '2.2.2.2', '3.3.3.3', '4.4.4.4'];
     const outcomes = await source.lookup(ips, soon());
-    const reason = 'GreyNoise rejected the API key (401)';
-    expect([...outcomes.values()]).toEqual(ips.map(() => ({ status: 'disabled', reason })));
-    expect(source.availability()).toEqual({ status: 'disabled', reason });
+    expect([...outcomes.values()]).toEqual(ips.map(() => REJECTED));
+    expect(source.availability()).toEqual(REJECTED);
     expect(upstream.requests).toHaveLength(1);
-    expect((await limiter.state()).consecutiveFailures).toBe(1);
+    expect((await admission.state()).consecutiveFailures).toBe(1);
 
     const later = await source.lookup(['5.5.5.5'], soon());
-    expect(later.get('5.5.5.5')).toEqual({ status: 'disabled', reason });
+    expect(later.get('5.5.5.5')).toEqual(REJECTED);
     expect(upstream.requests).toHaveLength(1);
+  });
+
+  it('probes once GREYNOISE_REPROBE has passed after a 401, and is back on when the key works again', async () => {
+    const clock = new ManualClock();
+    const { logger, lines } = capturingLogger();
+    // The probe takes real time to answer, so that lookups can come while it is out.
+    const slow = await HttpUpstreamDouble.start({ latencyMs: 50 });
+    const admission = new UpstreamAdmission({ name: 'greynoise', rate: 100, burst: 100, clock });
+    const probed = new GreyNoiseSource({ baseUrl: slow.url, apiKey: 'renewed', admission, clock, reprobeMs: 900_000, logger });
+    const lookup = async (ip: string) => (await probed.lookup([ip], { deadline: clock.now() + 5_000 })).get(ip);
+    try {
+      slow.enqueue(respond.unauthorized());
+      expect(await lookup('1.1.1.1')).toEqual(REJECTED);
+      await clock.advance(899_999);
+      expect(await lookup('2.2.2.2')).toEqual(REJECTED);
+      expect(slow.requests).toHaveLength(1);
+
+      await clock.advance(1);
+      await vi.waitFor(() => expect(slow.requests).toHaveLength(2), inRealTime);
+      expect(await lookup('3.3.3.3')).toEqual(REJECTED);
+      expect(probed.availability()).toEqual(REJECTED);
+      await vi.waitFor(() => expect(probed.availability()).toEqual({ status: 'ready' }), inRealTime);
+      expect(slow.requests.map((request) => request.ip)).toEqual(['1.1.1.1', '1.1.1.1']);
+      expect(await lookup('4.4.4.4')).toMatchObject({ status: 'not_found' });
+      expect(slow.requests).toHaveLength(3);
+      expect(lines.filter((line) => line.msg.includes('switched off'))).toHaveLength(1);
+      expect(lines.filter((line) => line.msg.includes('switched back on'))).toHaveLength(1);
+    } finally {
+      await probed.close();
+      await slow.close();
+    }
+  });
+
+  it('stays off for another GREYNOISE_REPROBE when the probe is refused again', async () => {
+    const clock = new ManualClock();
+    const { logger, lines } = capturingLogger();
+    const admission = new UpstreamAdmission({ name: 'greynoise', rate: 100, burst: 100, clock });
+    source = new GreyNoiseSource({ baseUrl: upstream.url, apiKey: 'revoked', admission, clock, reprobeMs: 900_000, logger });
+    const lookup = async (ip: string) => (await source!.lookup([ip], { deadline: clock.now() + 5_000 })).get(ip);
+    upstream.enqueue(respond.unauthorized(), respond.unauthorized());
+    expect(await lookup('1.1.1.1')).toEqual(REJECTED);
+    await clock.advance(900_000);
+    await vi.waitFor(() => expect(lines.map((line) => line.msg)).toContainEqual(expect.stringContaining('still off')), inRealTime);
+    expect(upstream.requests).toHaveLength(2);
+    expect(source.availability()).toEqual(REJECTED);
+
+    await clock.advance(899_999);
+    expect(await lookup('2.2.2.2')).toEqual(REJECTED);
+    expect(upstream.requests).toHaveLength(2);
+    await clock.advance(1);
+    await vi.waitFor(() => expect(source?.availability()).toEqual({ status: 'ready' }), inRealTime);
+    expect(upstream.requests).toHaveLength(3);
+    expect(await lookup('2.2.2.2')).toMatchObject({ status: 'not_found' });
+  });
+
+  it('sends the ip-enrich/<version> User-Agent, as DShield does', async () => {
+    const { source } = greynoise();
+    await source.lookup(['1.1.1.1'], soon());
+    expect(upstream.requests[0]?.headers['user-agent']).toBe(`ip-enrich/${VERSION}`);
+  });
+
+  it('keeps 32 requests in flight without a MaxListenersExceededWarning, with or without a caller signal', async () => {
+    const warnings: string[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning.name);
+    process.on('warning', onWarning);
+    const wide = await HttpUpstreamDouble.start({ latencyMs: 20 });
+    // The burst sends 32 at once; after it the workers also wait for their moments, each listening on the
+    // lookup's signal.
+    const bounded = new GreyNoiseSource({
+      baseUrl: wide.url,
+      admission: new UpstreamAdmission({ name: 'greynoise', rate: 500, burst: 32, maxInFlight: 32 }),
+    });
+    try {
+      const ips = (list: number) => Array.from({ length: 200 }, (_, k) => `8.${list}.${k >> 8}.${(k & 255) + 1}`);
+      await bounded.lookup(ips(1), soon());
+      await bounded.lookup(ips(2), { ...soon(), signal: new AbortController().signal });
+      // Node emits a warning on the next tick.
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(wide.requests).toHaveLength(400);
+      expect(wide.mostInFlight).toBe(32);
+      expect(warnings).not.toContain('MaxListenersExceededWarning');
+    } finally {
+      process.off('warning', onWarning);
+      await bounded.close();
+      await wide.close();
+    }
   });
 
   it('sends nothing inside a Retry-After window and answers rate_limited at once (delta-seconds)', async () => {
@@ -125,7 +217,7 @@ describe('GreyNoiseSource', () => {
   });
 
   it('sends nothing inside a Retry-After window given as an HTTP-date', async () => {
-    const { source, limiter } = greynoise();
+    const { source, admission } = greynoise();
     upstream.respondTo('1.1.1.1', respond.limitedUntil(new Date(Date.now() + 3_600_000)));
     const started = Date.now();
     const first = await source.lookup(['1.1.1.1'], { deadline: Date.now() + 10_000 });
@@ -133,7 +225,7 @@ describe('GreyNoiseSource', () => {
     expect(Date.now() - started).toBeLessThan(1_000);
     expect(first.get('1.1.1.1')?.status).toBe('rate_limited');
     expect([...rest.values()].every((o) => o.status === 'rate_limited')).toBe(true);
-    expect((await limiter.state()).blockedUntil).toBeGreaterThan(started + 3_590_000);
+    expect((await admission.state()).blockedUntil).toBeGreaterThan(started + 3_590_000);
     expect(upstream.requests).toHaveLength(1);
   });
 
@@ -199,7 +291,7 @@ describe('GreyNoiseSource', () => {
     try {
       const bounded = new GreyNoiseSource({
         baseUrl: ceilingUpstream.url,
-        limiter: new AdaptiveLimiter({ name: 'greynoise', rate: 20, burst: 5 }),
+        admission: new UpstreamAdmission({ name: 'greynoise', rate: 20, burst: 5 }),
       });
       const outcomes = await bounded.lookup(ips, { deadline: Date.now() + 5_000 });
       await bounded.close();
@@ -208,7 +300,7 @@ describe('GreyNoiseSource', () => {
 
       const unbounded = new GreyNoiseSource({
         baseUrl: ceilingUpstream.url,
-        limiter: new AdaptiveLimiter({ name: 'greynoise', rate: 10_000, burst: 10_000, maxInFlight: 100 }),
+        admission: new UpstreamAdmission({ name: 'greynoise', rate: 10_000, burst: 10_000, maxInFlight: 100 }),
       });
       const flooded = await unbounded.lookup(ips, { deadline: Date.now() + 200 });
       await unbounded.close();
@@ -221,8 +313,8 @@ describe('GreyNoiseSource', () => {
   it('asks at most maxInFlight addresses at once across all lookups under way, with no waiter per address', async () => {
     const clock = new ManualClock();
     const slow = await HttpUpstreamDouble.start({ latencyMs: 2 });
-    const limiter = new AdaptiveLimiter({ name: 'greynoise', rate: 1_000, burst: 1_000, maxInFlight: 3, clock });
-    const bounded = new GreyNoiseSource({ baseUrl: slow.url, limiter, clock });
+    const admission = new UpstreamAdmission({ name: 'greynoise', rate: 1_000, burst: 1_000, maxInFlight: 3, clock });
+    const bounded = new GreyNoiseSource({ baseUrl: slow.url, admission, clock });
     try {
       const lists = Array.from({ length: 4 }, (_, list) => Array.from({ length: 50 }, (_, k) => `8.8.${list}.${k + 1}`));
       let mostWaiting = 0;
@@ -250,7 +342,7 @@ describe('GreyNoiseSource', () => {
     const slow = await HttpUpstreamDouble.start({ latencyMs: 2 });
     const bounded = new GreyNoiseSource({
       baseUrl: slow.url,
-      limiter: new AdaptiveLimiter({ name: 'greynoise', rate: 1_000, burst: 1_000, maxInFlight: 1 }),
+      admission: new UpstreamAdmission({ name: 'greynoise', rate: 1_000, burst: 1_000, maxInFlight: 1 }),
     });
     try {
       const long = Array.from({ length: 30 }, (_, k) => `8.8.8.${k + 1}`);
@@ -271,8 +363,8 @@ describe('GreyNoiseSource', () => {
   it('answers a lookup still waiting for a worker when its deadline passes, and sends none of it', async () => {
     const clock = new ManualClock();
     const stuck = await HttpUpstreamDouble.start();
-    const limiter = new AdaptiveLimiter({ name: 'greynoise', rate: 100, burst: 100, maxInFlight: 1, clock });
-    const bounded = new GreyNoiseSource({ baseUrl: stuck.url, limiter, clock, retries: 0 });
+    const admission = new UpstreamAdmission({ name: 'greynoise', rate: 100, burst: 100, maxInFlight: 1, clock });
+    const bounded = new GreyNoiseSource({ baseUrl: stuck.url, admission, clock, retries: 0 });
     stuck.enqueue(respond.hang());
     const now = clock.now();
     const hanging = bounded.lookup(['1.1.1.1'], { deadline: now + 10_000 });
@@ -296,8 +388,8 @@ describe('GreyNoiseSource', () => {
 
   it('answers the rest of a list rate_limited at once when the limiter refuses one address past the deadline', async () => {
     const clock = new ManualClock();
-    const limiter = new AdaptiveLimiter({ name: 'greynoise', rate: 1, burst: 2, maxInFlight: 2, clock });
-    source = new GreyNoiseSource({ baseUrl: upstream.url, limiter, clock });
+    const admission = new UpstreamAdmission({ name: 'greynoise', rate: 1, burst: 2, maxInFlight: 2, clock });
+    source = new GreyNoiseSource({ baseUrl: upstream.url, admission, clock });
     const ips = [...Array.from({ length: 50 }, (_, k) => `9.9.9.${k + 1}`), '2001:db8::1'];
     const now = clock.now();
     const outcomes = await source.lookup(ips, { deadline: now + 500 });
@@ -309,11 +401,12 @@ describe('GreyNoiseSource', () => {
       Array.from({ length: 48 }, () => ({ status: 'rate_limited', retryAt })),
     );
     expect(outcomes.get('2001:db8::1')?.status).toBe('unsupported');
-    expect(limiter.stats()).toEqual({ admitted: 2, limited: 1 });
+    // The limiter refused one; its list refused the other 47 without asking it.
+    expect(admission.stats()).toEqual({ admitted: 2, refused: 48 });
   });
 
   it('stops a lookup when its signal aborts, and sends none of the addresses still queued', async () => {
-    const { source, limiter } = greynoise({ maxInFlight: 2 });
+    const { source, admission } = greynoise({ maxInFlight: 2 });
     upstream.enqueue(respond.hang(), respond.hang());
     const controller = new AbortController();
     const ips = Array.from({ length: 20 }, (_, k) => `7.7.7.${k + 1}`);
@@ -322,6 +415,6 @@ describe('GreyNoiseSource', () => {
     controller.abort(new Error('client went away'));
     await expect(lookup).rejects.toThrow('client went away');
     expect(upstream.requests).toHaveLength(2);
-    expect((await limiter.state()).inFlight).toBe(0);
+    expect((await admission.state()).inFlight).toBe(0);
   });
 });

@@ -17,7 +17,7 @@ async function metrics(app: FastifyInstance) {
       cymruQueries: () => sources.cymru.stats().queries,
       cymruFailures: () => sources.cymru.stats().failures,
       limiterAdmitted: (name) => limiters[name].stats().admitted,
-      limiterRefused: (name) => limiters[name].stats().limited,
+      limiterRefused: (name) => limiters[name].stats().refused,
       cacheErrors: () => tiers.l1.errors(),
     }),
   );

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
+import { durationToMs } from '../../config.js';
 import type { RateLimitedSource } from '../../enrich/plan.js';
 import type { SourceSet } from '../../enrich/sources.js';
 import { CymruClient } from '../../sources/cymru.js';
@@ -30,6 +31,7 @@ async function sources(app: FastifyInstance, overrides: AppOverrides) {
         maxConnections: config.CYMRU_MAX_CONNECTIONS,
         timeoutMs: config.CYMRU_TIMEOUT_MS,
         retries: config.CYMRU_RETRIES,
+        clock,
         logger,
       }),
     greynoise:
@@ -37,7 +39,8 @@ async function sources(app: FastifyInstance, overrides: AppOverrides) {
       new GreyNoiseSource({
         baseUrl: config.GREYNOISE_API_URL,
         apiKey: config.GREYNOISE_API_KEY,
-        limiter: limiters.greynoise,
+        admission: limiters.greynoise,
+        reprobeMs: durationToMs(config.GREYNOISE_REPROBE),
         clock,
         logger,
       }),
@@ -47,7 +50,7 @@ async function sources(app: FastifyInstance, overrides: AppOverrides) {
         baseUrl: config.DSHIELD_API_URL,
         contact: config.DSHIELD_CONTACT,
         version: VERSION,
-        limiter: limiters.dshield,
+        admission: limiters.dshield,
         clock,
         logger,
       }),
