@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { ManualClock } from '../../src/clock.js';
+import { ManualClock } from '../support/manual-clock.js';
 import type { EnrichStats } from '../../src/enrich/stats.js';
 import type { IpRecord } from '../../src/record/model.js';
 import { startHarness, type Harness } from '../support/app.js';

@@ -159,24 +159,26 @@ describe('rate limits and deadlines', () => {
     expect(decisions('refused')).toBe(8);
   });
 
-  it('switches GreyNoise off on 401 and says why in /readyz', async () => {
+  it('switches GreyNoise off on 401, makes the records partial and says why in /readyz', async () => {
     harness = await startHarness({ config: { GREYNOISE_API_KEY: 'wrong' } });
     for (const ip of ['45.83.66.1', '45.83.66.2']) harness.greynoise.respondTo(ip, respond.unauthorized());
     const results = await enrich(harness, { ips: ['45.83.66.1', '45.83.66.2'], sources: ['greynoise'] });
     expect(results.map((r) => r.sources.greynoise.status)).toEqual(['disabled', 'disabled']);
+    expect(results.map((r) => r.status)).toEqual(['partial', 'partial']);
     const sent = harness.greynoise.requests.length;
     const [later] = await enrich(harness, { ips: ['45.83.66.3'], sources: ['greynoise'] });
     expect(later!.sources.greynoise.status).toBe('disabled');
     expect(harness.greynoise.requests.length).toBe(sent);
     expect(harness.greynoise.requests[0]!.headers.key).toBe('wrong');
     const ready = (await harness.app.inject({ method: 'GET', url: '/readyz' })).json<{ sources: { greynoise: { status: string; reason: string } } }>();
-    expect(ready.sources.greynoise).toMatchObject({ status: 'disabled', reason: expect.stringMatching(/401/) });
+    expect(ready.sources.greynoise).toMatchObject({ status: 'disabled', reason: expect.stringMatching(/401/), refused: true });
   });
 
-  it('keeps DShield disabled without DSHIELD_CONTACT and makes no request', async () => {
+  it('keeps DShield disabled without DSHIELD_CONTACT, makes no request and leaves the record ok', async () => {
     harness = await startHarness({ config: { DSHIELD_CONTACT: undefined } });
     const [record] = await enrich(harness, { ips: ['45.83.67.1'] });
     expect(record!.sources.dshield).toMatchObject({ status: 'disabled', error: expect.stringMatching(/DSHIELD_CONTACT/) });
+    expect(record!.status).toBe('ok');
     expect(harness.dshield.requests).toHaveLength(0);
     const ready = (await harness.app.inject({ method: 'GET', url: '/readyz' })).json<{ sources: { dshield: { status: string } } }>();
     expect(ready.sources.dshield.status).toBe('disabled');

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryTier } from '../../src/cache/memory-tier.js';
 import { TieredLoader, type RecordSource } from '../../src/cache/tiered-loader.js';
-import { ManualClock } from '../../src/clock.js';
+import { ManualClock } from '../support/manual-clock.js';
 import type { RecordUpdate } from '../../src/db/record-store.js';
 import { Enricher, type RecordWriter } from '../../src/enrich/cascade.js';
 import type {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ManualClock, systemClock } from '../../src/clock.js';
+import { systemClock } from '../../src/clock.js';
+import { ManualClock } from '../support/manual-clock.js';
 
 describe('ManualClock', () => {
   it('wakes sleepers at their own moment and in order, and lets woken code sleep again within one advance', async () => {

@@ -1,6 +1,6 @@
 import ipaddr from 'ipaddr.js';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { ManualClock } from '../../src/clock.js';
+import { ManualClock } from '../support/manual-clock.js';
 import type { Asn, SourceOutcome } from '../../src/record/model.js';
 import { CymruClient, type CymruOptions } from '../../src/sources/cymru.js';
 import { parseBulkAnswer } from '../../src/sources/cymru-parser.js';

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { ManualClock } from '../../src/clock.js';
+import { ManualClock } from '../support/manual-clock.js';
 import { UpstreamAdmission } from '../../src/limiter/admission.js';
 import { GreyNoiseSource } from '../../src/sources/greynoise.js';
 import { VERSION } from '../../src/version.js';
