@@ -1,0 +1,34 @@
+/**
+ * The command's exit statuses, as README's "Command line" section documents them. Scripts run from cron
+ * branch on these, so a status never changes meaning.
+ */
+export const EXIT = {
+  /** Done: every record written. */
+  ok: 0,
+  /** Something went wrong that none of the others names: a job that failed, a bug. */
+  failed: 1,
+  /** Usage or input error: a wrong option, a file that cannot be read as addresses. */
+  usage: 2,
+  /** Done, but some records ended with a source in `error`. */
+  recordErrors: 3,
+  /** The service could not be reached, or refused (its problem+json detail is printed). */
+  server: 4,
+  /** Interrupted (Ctrl-C); a server job keeps running. */
+  interrupted: 130,
+} as const;
+
+export type ExitStatus = (typeof EXIT)[keyof typeof EXIT];
+
+/** A failure the command explains in one line and ends with `status`. */
+export class CliError extends Error {
+  override name = 'CliError';
+
+  constructor(
+    message: string,
+    readonly status: ExitStatus,
+  ) {
+    super(message);
+  }
+}
+
+export const usageError = (message: string) => new CliError(message, EXIT.usage);
