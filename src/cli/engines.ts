@@ -1,4 +1,4 @@
-import { HttpJobs, serverUrl } from './client.js';
+import { HttpJobs } from './client.js';
 import type { JobEngine } from './engine.js';
 import type { Progress } from './progress.js';
 
@@ -6,8 +6,8 @@ import type { Progress } from './progress.js';
  * The service at `server` when one is given (--server or IPENRICH_URL); otherwise the engine in this process,
  * loaded only then, so that a command talking to a server never loads the database code.
  */
-export async function openEngine(server: string | undefined, progress: Progress): Promise<JobEngine> {
-  if (server !== undefined && server !== '') return new HttpJobs(serverUrl(server));
+export async function openEngine(server: URL | undefined, progress: Progress): Promise<JobEngine> {
+  if (server !== undefined) return new HttpJobs(server);
   const { openLocalJobs } = await import('./local.js');
   return openLocalJobs(process.env, progress);
 }

@@ -1,4 +1,5 @@
 import type { InputFormat } from '../../input/extract.js';
+import { serverUrl } from '../client.js';
 import type { SourceName } from '../../record/model.js';
 import { collectAddresses } from '../collect.js';
 import { csvColumns } from '../columns.js';
@@ -38,6 +39,7 @@ function labelFor(files: readonly string[]): string {
 export async function enrich(files: string[], options: EnrichOptions): Promise<number> {
   // Refused before anything is read: a wrong format must not cost a million-line read first.
   const format = chooseFormat(options.format, options.output, process.stdout);
+  const server = options.server === undefined || options.server === '' ? undefined : serverUrl(options.server);
   const progress = createProgress({ quiet: options.quiet, everyMs: options.progressEvery * 1000 });
   const interrupted = interruption();
   let engine: JobEngine | undefined;
@@ -46,7 +48,7 @@ export async function enrich(files: string[], options: EnrichOptions): Promise<n
     if (files.length === 0 && process.stdin.isTTY) progress.notice('reading addresses from standard input, one per line (Ctrl-D ends)');
     const collector = await collectAddresses(files, options, progress);
     interrupted.signal.throwIfAborted();
-    engine = await openEngine(options.server, progress);
+    engine = await openEngine(server, progress);
     interrupted.signal.throwIfAborted();
     job = await engine.submit({
       addresses: collector.addresses(),
