@@ -96,8 +96,11 @@ export class TerminalProgress implements Progress {
   readonly #bars: cliProgress.MultiBar;
   readonly #rows = new Map<string, cliProgress.SingleBar>();
   readonly #pace = new Pace();
+  readonly #stream: NodeJS.WriteStream;
+  #stopped = false;
 
   constructor(stream: NodeJS.WriteStream = process.stderr) {
+    this.#stream = stream;
     this.#bars = new cliProgress.MultiBar({
       stream,
       hideCursor: true,
@@ -109,6 +112,7 @@ export class TerminalProgress implements Progress {
   }
 
   #set(key: string, payload: BarPayload): void {
+    if (this.#stopped) return;
     let bar = this.#rows.get(key);
     if (!bar) {
       bar = this.#bars.create(1, 0, payload);
@@ -118,7 +122,13 @@ export class TerminalProgress implements Progress {
   }
 
   notice(message: string): void {
+    if (this.#rows.size === 0 || this.#stopped) {
+      this.#stream.write(`${message}\n`);
+      return;
+    }
+    // Above the bars, at once (cli-progress would otherwise print it at its next redraw, or never after stop).
     this.#bars.log(`${message}\n`);
+    this.#bars.update();
   }
 
   reading(progress: ReadProgress): void {
@@ -158,6 +168,8 @@ export class TerminalProgress implements Progress {
   }
 
   stop(): void {
+    if (this.#stopped) return;
+    this.#stopped = true;
     this.#bars.stop();
   }
 }
