@@ -38,17 +38,22 @@ export interface Destination {
   stream: Writable;
   /** For messages: the file, or "standard output". */
   name: string;
+  /** Aborts once the reader of standard output has gone (`| head`): writing stops, and the command ends as done. */
+  gone: AbortSignal;
   close(): Promise<void>;
 }
 
-/** The output file, or standard output (never closed; a reader that goes away, as `head` does, ends the command). */
+/** The output file, or standard output (never closed). */
 export async function openDestination(output: string | undefined, stdout: NodeJS.WriteStream = process.stdout): Promise<Destination> {
+  const gone = new AbortController();
   if (output === undefined || output === '-') {
     stdout.on('error', (error: NodeJS.ErrnoException) => {
-      if (error.code === 'EPIPE') process.exit(EXIT.ok);
-      throw error;
+      if (error.code !== 'EPIPE') throw error;
+      gone.abort();
+      // A write waiting for 'drain' would wait forever.
+      stdout.emit('drain');
     });
-    return { stream: stdout, name: 'standard output', close: async () => undefined };
+    return { stream: stdout, name: 'standard output', gone: gone.signal, close: async () => undefined };
   }
   const stream = createWriteStream(output);
   try {
@@ -59,6 +64,7 @@ export async function openDestination(output: string | undefined, stdout: NodeJS
   return {
     stream,
     name: output,
+    gone: gone.signal,
     close: async () => {
       const finished = once(stream, 'finish');
       stream.end();
@@ -80,12 +86,13 @@ export async function writeResults(
   const tally = new ResultTally();
   const writer = resultWriter(format, destination.stream, columns);
   for await (const line of engine.results(id, signal)) {
+    if (destination.gone.aborted) break;
     const record = JSON.parse(line) as ResultRecord;
     tally.add(record);
     await writer.write(record, line);
     if (tally.records % 1000 === 0) progress.writing(tally.records);
   }
-  await writer.end();
+  if (!destination.gone.aborted) await writer.end();
   progress.writing(tally.records);
   await destination.close();
   return tally;

@@ -34,10 +34,11 @@ export class ResultTally {
     if (failed) this.withErrors += 1;
   }
 
-  /** `500 records: 480 ok, 12 partial, 8 bogon; 3 with errors (cymru 3)` */
-  describe(): string {
+  /** `wrote 500 records to out.csv (480 ok, 12 partial, 8 bogon); 3 with a source in error (cymru 3)` */
+  describe(destination: string): string {
     const statuses = [...this.byStatus].map(([status, n]) => `${n.toLocaleString('en-US')} ${status}`).join(', ');
-    let line = `${this.records.toLocaleString('en-US')} record${this.records === 1 ? '' : 's'}${statuses ? `: ${statuses}` : ''}`;
+    const records = `${this.records.toLocaleString('en-US')} record${this.records === 1 ? '' : 's'}`;
+    let line = `wrote ${records} to ${destination}${statuses ? ` (${statuses})` : ''}`;
     if (this.withErrors > 0) {
       const sources = [...this.errorsBySource].map(([source, n]) => `${source} ${n}`).join(', ');
       line += `; ${this.withErrors.toLocaleString('en-US')} with a source in error (${sources})`;

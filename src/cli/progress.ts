@@ -85,10 +85,11 @@ interface BarPayload {
   fraction: number | undefined;
 }
 
+/** The bar and a space, or nothing for a line without one (the job, writing). */
 function drawBar(fraction: number | undefined): string {
-  if (fraction === undefined) return ' '.repeat(BAR_WIDTH + 2);
+  if (fraction === undefined) return '';
   const filled = Math.round(Math.min(1, Math.max(0, fraction)) * BAR_WIDTH);
-  return `[${'█'.repeat(filled)}${'░'.repeat(BAR_WIDTH - filled)}]`;
+  return `[${'█'.repeat(filled)}${'░'.repeat(BAR_WIDTH - filled)}] `;
 }
 
 /** cli-progress bars on standard error: reading the input, then the job's passes, then writing. */
@@ -107,7 +108,7 @@ export class TerminalProgress implements Progress {
       clearOnComplete: false,
       stopOnComplete: false,
       fps: 8,
-      format: (_options, _params, payload: BarPayload) => `${payload.label.padEnd(10)} ${drawBar(payload.fraction)} ${payload.text}`,
+      format: (_options, _params, payload: BarPayload) => `${payload.label.padEnd(10)} ${drawBar(payload.fraction)}${payload.text}`,
     });
   }
 

@@ -68,7 +68,7 @@ describe('result writers', () => {
     const tally = new ResultTally();
     for (const r of records) tally.add(r);
     expect(tally.withErrors).toBe(1);
-    expect(tally.describe()).toBe('2 records: 1 ok, 1 partial; 1 with a source in error (cymru 1)');
+    expect(tally.describe('out.csv')).toBe('wrote 2 records to out.csv (1 ok, 1 partial); 1 with a source in error (cymru 1)');
   });
 });
 

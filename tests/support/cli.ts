@@ -138,7 +138,10 @@ export function runCli(args: string[], options: CliOptions = {}): Promise<CliRun
  * Runs a shell command line in a pseudo-terminal (util-linux `script`), so that whatever the line does not
  * redirect (standard error, at least) is a terminal; resolves to what the terminal showed.
  */
-export async function runInTerminal(commandLine: string, options: Pick<CliOptions, 'env' | 'cwd' | 'timeoutMs'> = {}): Promise<{ status: number | null; screen: string }> {
+export async function runInTerminal(
+  commandLine: string,
+  options: Pick<CliOptions, 'env' | 'cwd' | 'timeoutMs'> = {},
+): Promise<{ status: number | null; screen: string; text: string }> {
   const child = spawn('script', ['-qfec', commandLine, '/dev/null'], {
     cwd: options.cwd ?? ROOT,
     env: { ...childEnv(options.env), COLUMNS: '120', LINES: '40', TERM: 'xterm-256color' },
@@ -146,5 +149,9 @@ export async function runInTerminal(commandLine: string, options: Pick<CliOption
   });
   child.stdin.end();
   const run = await finished(child, options);
-  return { status: run.status, screen: run.stdout + run.stderr };
+  const screen = run.stdout + run.stderr;
+  // The same without the terminal's control sequences (cursor moves, clearing), one redraw after another.
+  // eslint-disable-next-line no-control-regex
+  const text = screen.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').replace(/\r/g, '');
+  return { status: run.status, screen, text };
 }

@@ -63,7 +63,7 @@ export async function enrich(files: string[], options: EnrichOptions): Promise<n
     const destination = await openDestination(options.output);
     const tally = await writeResults(engine, job.id, format, destination, await csvColumns(), progress, interrupted.signal);
     progress.stop();
-    progress.notice(`wrote ${tally.describe()} to ${destination.name}`);
+    progress.notice(tally.describe(destination.name));
     return resultStatus(tally);
   } catch (error) {
     progress.stop();

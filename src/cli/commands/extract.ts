@@ -25,6 +25,7 @@ export async function extract(files: string[], options: ExtractOptions): Promise
       chunk = [];
     };
     for (const address of collector.addresses()) {
+      if (destination.gone.aborted) return 0;
       chunk.push(address);
       if (chunk.length === 10_000) await flush();
     }

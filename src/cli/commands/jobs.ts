@@ -68,7 +68,7 @@ export async function jobResults(
     const destination = await openDestination(options.output);
     const tally = await writeResults(jobs, id, format, destination, await csvColumns(), progress, interrupted.signal);
     progress.stop();
-    progress.notice(`wrote ${tally.describe()} to ${destination.name}`);
+    progress.notice(tally.describe(destination.name));
     return resultStatus(tally);
   } catch (error) {
     progress.stop();
