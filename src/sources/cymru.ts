@@ -86,6 +86,11 @@ export class CymruClient {
     if (rejected) throw rejected.reason;
   }
 
+  // TEMPORARY stand-in until the admission branch, which reports the real state, is merged.
+  health(): { status: 'ready' } {
+    return { status: 'ready' };
+  }
+
   /** queries: bulk queries attempted (retries included); failures: attempts that failed; inFlight: open now. */
   stats(): { queries: number; failures: number; inFlight: number } {
     return { queries: this.#queries, failures: this.#failures, inFlight: this.#inFlight };
