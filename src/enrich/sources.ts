@@ -6,9 +6,9 @@ import type {
   SourceName,
   SourceOutcome,
 } from '../record/model.js';
-import type { PerAddressSource, SourceAvailability } from '../sources/http.js';
+import type { LookupOptions, PerAddressSource, SourceAvailability } from '../sources/http.js';
 
-export type { PerAddressSource, SourceAvailability };
+export type { LookupOptions, PerAddressSource, SourceAvailability };
 
 export interface InProcessSource {
   lookup(ip: string): SourceOutcome<MaxMindData>;
