@@ -9,6 +9,7 @@ import { EnrichStatsSchema } from './enrich/stats.js';
 import { answerClientError, answerFrameworkError, ProblemSchema, registerProblemHandlers } from './errors.js';
 import cache from './plugins/app/cache.js';
 import enricher from './plugins/app/enricher.js';
+import jobs from './plugins/app/jobs.js';
 import limiters from './plugins/app/limiters.js';
 import metrics from './plugins/app/metrics.js';
 import readiness from './plugins/app/readiness.js';
@@ -21,7 +22,9 @@ import { SHARED_SCHEMAS } from './record/model.js';
 import enrichRoute from './routes/enrich.js';
 import healthRoutes from './routes/health.js';
 import ipRoute from './routes/ip.js';
+import jobRoutes from './routes/jobs.js';
 import metricsRoute from './routes/metrics.js';
+import { JOB_SCHEMAS } from './schemas/jobs.js';
 import { ReadinessSchema } from './schemas/readiness.js';
 import { PRODUCT, VERSION } from './version.js';
 
@@ -37,11 +40,12 @@ declare module 'fastify' {
 
 /**
  * Everything that enriches, in the order of their dependencies: the outside resources, then the service's
- * own parts. A role is this list and the routes (or the jobs) it serves.
+ * own parts. Every role has them all: the jobs plugin runs jobs only where ROLE says so, and the API routes
+ * are served where it says so (see registerApi).
  */
-export const ENRICHMENT_PLUGINS = [readiness, database, redis, maxmind, cache, limiters, sources, metrics, enricher];
+export const ENRICHMENT_PLUGINS = [readiness, database, redis, maxmind, cache, limiters, sources, metrics, enricher, jobs];
 
-export const API_SCHEMAS = [...SHARED_SCHEMAS, ProblemSchema, EnrichStatsSchema, ReadinessSchema];
+export const API_SCHEMAS = [...SHARED_SCHEMAS, ProblemSchema, EnrichStatsSchema, ReadinessSchema, ...JOB_SCHEMAS];
 
 /**
  * Bodies are validated without coercion, so `{"ips": "1.2.3.4"}` or `{"ips": [1]}` is a 400 rather than
@@ -84,6 +88,7 @@ export async function registerApi(app: FastifyInstance, config: Config): Promise
       },
       tags: [
         { name: 'enrich', description: 'address enrichment' },
+        { name: 'jobs', description: 'lists of any size, enriched in the background' },
         { name: 'operations', description: 'health, readiness and documentation' },
       ],
     },
@@ -92,11 +97,15 @@ export async function registerApi(app: FastifyInstance, config: Config): Promise
     },
   });
   if (!app.hasDecorator('config')) app.decorate('config', config);
-  await app.register(enrichRoute);
-  await app.register(ipRoute);
+  // A worker answers the orchestrator and Prometheus only; its work comes from the queue.
+  if (config.ROLE !== 'worker') {
+    await app.register(enrichRoute);
+    await app.register(ipRoute);
+    await app.register(jobRoutes);
+  }
   await app.register(healthRoutes);
   await app.register(metricsRoute);
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  if (config.ROLE !== 'worker') app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 }
 
 export async function buildApp(config: Config, overrides: AppOverrides = {}): Promise<FastifyInstance> {

@@ -38,6 +38,18 @@ export interface EnrichResult {
   stats: EnrichStats;
 }
 
+export interface EnrichOutcomes {
+  /**
+   * What each source answered now, or settled without asking, for every distinct routable address; a source
+   * missing from an address's outcomes had nothing due (its stored answer stands) or was not requested.
+   */
+  outcomes: Map<string, Outcomes>;
+  stats: EnrichStats;
+}
+
+/** An interactive request (POST /enrich, GET /ip) or a chunk of a background job. */
+export type EnrichKind = 'request' | 'job';
+
 /** Where the records are written (PostgreSQL's RecordStore in the service). */
 export interface RecordWriter {
   save(updates: readonly RecordUpdate[], at: Date): Promise<void>;
@@ -57,8 +69,8 @@ export interface EnricherDeps {
   /** Addresses per unit of work: one Team Cymru bulk query's worth. */
   chunkSize: number;
   lookups: LookupCounter;
-  /** Told of every finished request, e.g. to feed Prometheus counters. */
-  onStats?: (stats: EnrichStats) => void;
+  /** Told of every finished request or job chunk, e.g. to feed Prometheus counters. */
+  onStats?: (stats: EnrichStats, kind: EnrichKind) => void;
 }
 
 /** What one request does for one address: what it knew, what it needs, and what each source answered now. */
@@ -122,6 +134,44 @@ export class Enricher {
   constructor(private readonly deps: EnricherDeps) {}
 
   async enrich(request: EnrichRequest): Promise<EnrichResult> {
+    const { parsed, work, stats } = await this.run(request, 'request');
+    const results = request.inputs.map((input, index) => {
+      const address = parsed[index] as ParsedAddress;
+      if (address.kind !== 'routable') return JSON.stringify(unroutedView(input, address));
+      const item = work.get(address.ip)!;
+      return routableJson(input, item.merged!, item.outcomes);
+    });
+    return { results, stats };
+  }
+
+  /**
+   * The same cascade for a chunk of a background job, which keeps its own account of each address: no
+   * answer is serialized, and what each source said is handed back instead.
+   */
+  async enrichOutcomes(request: EnrichRequest): Promise<EnrichOutcomes> {
+    const { work, stats } = await this.run(request, 'job');
+    const outcomes = new Map<string, Outcomes>();
+    for (const item of work.values()) outcomes.set(item.ip, item.outcomes);
+    return { outcomes, stats };
+  }
+
+  /**
+   * The stored records that a request for these sources would fetch anything for now (missing or stale
+   * answers of sources that can answer), judged by the same plan as every request.
+   */
+  recordsDue(records: Iterable<StoredRecord>, sources?: readonly SourceName[]): StoredRecord[] {
+    const { context, unavailable } = this.planning({ sources });
+    const due: StoredRecord[] = [];
+    for (const record of records) {
+      if (!nothingDue(planAddress(record.ip, record, context, unavailable))) due.push(record);
+    }
+    return due;
+  }
+
+  private async run(
+    request: EnrichRequest,
+    kind: EnrichKind,
+  ): Promise<{ parsed: ParsedAddress[]; work: Map<string, Work>; stats: EnrichStats }> {
     const started = performance.now();
     const parsed = request.inputs.map((input) => parseAddress(input));
     const work = new Map<string, Work>();
@@ -168,25 +218,24 @@ export class Enricher {
       );
     }
 
-    const results = request.inputs.map((input, index) => {
-      const address = parsed[index] as ParsedAddress;
-      if (address.kind !== 'routable') return JSON.stringify(unroutedView(input, address));
-      const item = work.get(address.ip)!;
-      return routableJson(input, item.merged!, item.outcomes);
-    });
     const { stats } = state;
     stats.durationMs = elapsedMs(started);
-    this.deps.onStats?.(stats);
-    return { results, stats };
+    this.deps.onStats?.(stats, kind);
+    return { parsed, work, stats };
   }
 
   private begin(request: EnrichRequest, stats: EnrichStats): Request {
+    const { context, unavailable } = this.planning(request);
+    return { context, unavailable, deadline: request.deadline, at: new Date(context.now), stats };
+  }
+
+  /** What a request for these sources knows before it looks at any address. */
+  private planning(request: Pick<EnrichRequest, 'sources' | 'refresh'>): Pick<Request, 'context' | 'unavailable'> {
     const { sources, freshness, clock } = this.deps;
-    const now = clock.now();
     const context: PlanContext = {
       requested: request.sources ? new Set(request.sources) : ALL_SOURCES,
       refresh: request.refresh === true,
-      now,
+      now: clock.now(),
       freshness,
       maxmindVersion: sources.maxmind.version(),
       availability: {
@@ -199,7 +248,7 @@ export class Enricher {
         dshield: (ip) => sources.dshield.unsupported(ip),
       },
     };
-    return { context, unavailable: unavailableOutcomes(context), deadline: request.deadline, at: new Date(now), stats };
+    return { context, unavailable: unavailableOutcomes(context) };
   }
 
   /** Fixes an address's plan from what the tiers held; the outcomes it settles are this request's answer. */
