@@ -30,6 +30,8 @@ export interface EnrichRequest {
   refresh?: boolean;
   /** Epoch ms; rate-limited sources answer `rate_limited` rather than wait past it. */
   deadline: number;
+  /** Gives up the rate-limited lookups still waiting or in flight, rejecting the request (a job stopped). */
+  signal?: AbortSignal;
 }
 
 export interface EnrichResult {
@@ -96,6 +98,7 @@ interface Request {
   context: PlanContext;
   unavailable: ReturnType<typeof unavailableOutcomes>;
   deadline: number;
+  signal: AbortSignal | undefined;
   at: Date;
   stats: EnrichStats;
 }
@@ -226,7 +229,7 @@ export class Enricher {
 
   private begin(request: EnrichRequest, stats: EnrichStats): Request {
     const { context, unavailable } = this.planning(request);
-    return { context, unavailable, deadline: request.deadline, at: new Date(context.now), stats };
+    return { context, unavailable, deadline: request.deadline, signal: request.signal, at: new Date(context.now), stats };
   }
 
   /** What a request for these sources knows before it looks at any address. */
@@ -383,7 +386,8 @@ export class Enricher {
       const due = new Map<string, Work>();
       for (const item of items) if (item.plan?.[source]) due.set(item.ip, item);
       if (due.size === 0) continue;
-      pending.push(sources[source].lookup([...due.keys()], { deadline: request.deadline }).then((results) => recordAll(due, source, results)));
+      const options = { deadline: request.deadline, signal: request.signal };
+      pending.push(sources[source].lookup([...due.keys()], options).then((results) => recordAll(due, source, results)));
     }
     if (pending.length > 0) await Promise.all(pending);
     await this.persist(items, request.at);

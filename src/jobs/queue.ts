@@ -100,11 +100,6 @@ export class JobQueue {
     for (const id of this.#workers) this.#boss.notifyWorker(id);
   }
 
-  /** Runs the scheduled refresh now, as the schedule would (it then runs on whichever worker takes it). */
-  async triggerRefresh(): Promise<void> {
-    await this.#boss.send(REFRESH_QUEUE, {});
-  }
-
   async stop(): Promise<void> {
     clearInterval(this.#sweeper);
     // The slices were stopped first (JobRunner.stop); what is still active is failed, which a ticket may be.

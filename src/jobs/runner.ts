@@ -80,7 +80,9 @@ class Slice {
   readonly #unsettled: Record<Pass, Set<number>> = { bulk: new Set(), limited: new Set() };
   #retries: Retry[] = [];
   #writes: Promise<unknown> = Promise.resolve();
-  #halted: 'cancelled' | 'lost' | undefined;
+  #halted: 'cancelled' | 'lost' | 'stopping' | undefined;
+  /** Gives up the chunks in flight: their rate-limited lookups stop at once, and what they did not finish stays due. */
+  readonly #abort = new AbortController();
   #failure: unknown;
   /** When the upstreams' blocks let the job go on, once every address left is waiting for one. */
   #deferUntil: number | undefined;
@@ -100,15 +102,17 @@ class Slice {
     return this.#halted !== undefined || this.#failure !== undefined;
   }
 
-  halt(reason: 'cancelled' | 'lost'): void {
+  /** Ends the slice: no chunk starts any more, and those in flight are given up. */
+  halt(reason: 'cancelled' | 'lost' | 'stopping'): void {
     this.#halted ??= reason;
+    this.#abort.abort(new Error(`the slice was halted (${reason})`));
   }
 
-  /** Runs chunks until the job is done, the slice's time is up, or `stopping()` says the worker closes. */
-  async run(stopping: () => boolean): Promise<SliceEnd> {
+  /** Runs chunks until the job is done, the slice's time is up, or it is halted. */
+  async run(): Promise<SliceEnd> {
     const inFlight = new Set<Promise<void>>();
     try {
-      const completed = await this.#work(stopping, inFlight);
+      const completed = await this.#work(inFlight);
       if (completed) return await this.#complete();
     } catch (error) {
       // A read that failed (the database away) ends the slice as a failed chunk does, once the rest is in.
@@ -123,17 +127,18 @@ class Slice {
   }
 
   /** True when the job has nothing left; false when the slice ended first. */
-  async #work(stopping: () => boolean, inFlight: Set<Promise<void>>): Promise<boolean> {
+  async #work(inFlight: Set<Promise<void>>): Promise<boolean> {
     let pass: Pass = (this.#jobMask & PASS_BITS.bulk) !== 0 ? 'bulk' : 'limited';
     const launch = (rows: AddressRow[], chunkPass: Pass) => {
       const chunk = this.#chunk(rows, chunkPass).catch((error: unknown) => {
-        this.#failure ??= error;
+        // A chunk given up by a halt is no failure: its addresses stay due for the job's next turn.
+        if (!this.#abort.signal.aborted) this.#failure ??= error;
       });
       const tracked = chunk.finally(() => inFlight.delete(tracked));
       inFlight.add(tracked);
     };
     for (;;) {
-      const open = !this.halted && !stopping() && Date.now() < this.#ends && this.#deferUntil === undefined;
+      const open = !this.halted && Date.now() < this.#ends && this.#deferUntil === undefined;
       if (open && inFlight.size < (pass === 'bulk' ? this.#deps.settings.bulkWindow : LIMITED_WINDOW)) {
         const retries = pass === 'limited' ? this.#dueRetries() : undefined;
         if (retries && 'deferUntil' in retries) {
@@ -197,7 +202,9 @@ class Slice {
       sources: sourcesOf(asked),
       refresh: this.#job.refresh,
       deadline: clock.now() + JOB_WAIT_MS,
+      signal: this.#abort.signal,
     });
+    this.#abort.signal.throwIfAborted();
     const results = rows.map((row) => ({ ip: row.ip, due: row.due, outcomes: outcomes.get(row.ip) ?? {} }));
     const { addresses, finished } = settleChunk(this.#progress, results, asked, this.#jobMask, started, new Date(clock.now()));
     addresses.forEach((address, index) => {
@@ -288,7 +295,7 @@ function groupByDue(rows: readonly AddressRow[], bits: number): AddressRow[][] {
  */
 export class JobRunner {
   readonly #deps: RunnerDeps;
-  readonly #running = new Set<Promise<unknown>>();
+  readonly #running = new Map<Slice, Promise<unknown>>();
   #stopping = false;
 
   constructor(deps: RunnerDeps) {
@@ -296,7 +303,8 @@ export class JobRunner {
   }
 
   async runSlice(jobId: string): Promise<SliceEnd> {
-    if (this.#stopping) return { kind: 'skipped' };
+    // A closing worker hands the ticket back for the next worker rather than starting.
+    if (this.#stopping) return { kind: 'continue' };
     const { store, owner, clock, settings } = this.#deps;
     const job = await store.claim(jobId, owner, settings.leaseSeconds, new Date(clock.now()));
     if (!job) return { kind: 'skipped' };
@@ -310,8 +318,8 @@ export class JobRunner {
         (error: unknown) => this.#deps.log.warn({ err: error, job: jobId }, 'could not renew the lease of a job'),
       );
     }, (settings.leaseSeconds * 1000) / 3);
-    const run = slice.run(() => this.#stopping);
-    this.#running.add(run);
+    const run = slice.run();
+    this.#running.set(slice, run);
     try {
       const end = await run;
       if (end.kind === 'failed') {
@@ -323,17 +331,19 @@ export class JobRunner {
       return end;
     } finally {
       clearInterval(heartbeat);
-      this.#running.delete(run);
+      this.#running.delete(slice);
     }
   }
 
   /**
-   * Takes no new chunk and waits a little for those in flight. A slice still running then keeps its lease
-   * until the process is gone, so that no other worker starts the same addresses while they are asked.
+   * Halts every slice and waits a little for their chunks: the rate-limited lookups stop at once, a Team Cymru
+   * query in flight is let finish. A slice still running then keeps its lease until the process is gone, so
+   * that no other worker asks the same addresses meanwhile.
    */
   async stop(): Promise<void> {
     this.#stopping = true;
-    if (!(await drained(Promise.allSettled([...this.#running])))) {
+    for (const slice of this.#running.keys()) slice.halt('stopping');
+    if (!(await drained(Promise.allSettled([...this.#running.values()])))) {
       this.#deps.log.warn('closing with job chunks still in flight; their jobs resume elsewhere once their leases expire');
     }
   }

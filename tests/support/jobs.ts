@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { expect } from 'vitest';
+import type { IpRecord } from '../../src/record/model.js';
 import type { JobView } from '../../src/schemas/jobs.js';
 import { expectToMatchSchema } from './contract.js';
 
@@ -36,4 +37,19 @@ export async function waitForJob(
     if (Date.now() > until) throw new Error(`job ${id} did not get there in ${timeoutMs} ms: ${JSON.stringify(job)}`);
     await sleep(50);
   }
+}
+
+/** Every result of a job through the JSON pages, each checked against the schema its status promises. */
+export async function readResults(app: FastifyInstance, id: string, limit = 1000): Promise<IpRecord[]> {
+  const results: IpRecord[] = [];
+  let cursor: string | null = '0';
+  while (cursor !== null) {
+    const response: LightMyRequestResponse = await app.inject({ method: 'GET', url: `/jobs/${id}/results?limit=${limit}&cursor=${cursor}` });
+    expect(response.statusCode, response.body).toBe(200);
+    const page: { results: IpRecord[]; next: string | null } = response.json<{ results: IpRecord[]; next: string | null }>();
+    for (const result of page.results) expectToMatchSchema(result.status === ('pending' as string) ? 'PendingRecord' : 'IpRecord', result);
+    results.push(...page.results);
+    cursor = page.next;
+  }
+  return results;
 }
