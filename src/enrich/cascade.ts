@@ -95,6 +95,7 @@ interface Work {
 
 /** One request's view of the sources, and its tallies. */
 interface Request {
+  kind: EnrichKind;
   context: PlanContext;
   unavailable: ReturnType<typeof unavailableOutcomes>;
   deadline: number;
@@ -196,7 +197,7 @@ export class Enricher {
         });
       }
     }
-    const state = this.begin(request, {
+    const state = this.begin(request, kind, {
       total: request.inputs.length,
       unique: work.size,
       invalid,
@@ -227,9 +228,9 @@ export class Enricher {
     return { parsed, work, stats };
   }
 
-  private begin(request: EnrichRequest, stats: EnrichStats): Request {
+  private begin(request: EnrichRequest, kind: EnrichKind, stats: EnrichStats): Request {
     const { context, unavailable } = this.planning(request);
-    return { context, unavailable, deadline: request.deadline, signal: request.signal, at: new Date(context.now), stats };
+    return { kind, context, unavailable, deadline: request.deadline, signal: request.signal, at: new Date(context.now), stats };
   }
 
   /** What a request for these sources knows before it looks at any address. */
@@ -317,7 +318,12 @@ export class Enricher {
     for (const item of items) if (!item.plan) this.plan(item, request);
   }
 
-  /** Merges what each address learned into its record; returns the records L1 lacks or holds stale. */
+  /**
+   * Merges what each address learned into its record; returns the records L1 lacks or holds stale. A job's
+   * chunk only refreshes what L1 holds: its addresses are asked for once, and adding them would evict the
+   * addresses requests keep hot (and the churn of a 1,000,000-address job through the in-process LRU was
+   * most of the garbage its worker's heap grew with).
+   */
   private settle(items: Work[], request: Request): StoredRecord[] {
     const cacheable: StoredRecord[] = [];
     const unchanged: string[] = [];
@@ -332,7 +338,9 @@ export class Enricher {
               sources: { ...(item.known?.sources ?? EMPTY_SOURCES), ...item.update },
               updatedAt: request.at.toISOString(),
             };
-      if (changed || item.fromL2) cacheable.push(item.merged);
+      if (request.kind === 'request' ? changed || item.fromL2 : changed && item.known !== undefined && !item.fromL2) {
+        cacheable.push(item.merged);
+      }
       // A changed record's lookup is counted by the write that carries the change.
       if (!changed && item.known) unchanged.push(item.ip);
     }

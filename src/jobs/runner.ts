@@ -166,7 +166,7 @@ class Slice {
 
   async #readNext(pass: Pass): Promise<AddressRow[]> {
     const size = pass === 'bulk' ? this.#deps.settings.bulkChunk : this.#limitedChunk();
-    const rows = await nextAddresses(this.#deps.database, this.#job.id, pass, this.#read[pass], size);
+    const rows = await nextAddresses(this.#deps.database, this.#job.id, pass, this.#read[pass], size, this.#job.total);
     for (const row of rows) this.#unsettled[pass].add(row.seq);
     if (rows.length > 0) this.#read[pass] = (rows.at(-1) as AddressRow).seq;
     return rows;
