@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type pg from 'pg';
 import PgBoss from 'pg-boss';
+import { errorMessage } from '../error-message.js';
 import type { SliceEnd } from './runner.js';
 
 /** A turn at one job; the job's lease, not this ticket, says who runs it. */
@@ -85,7 +86,13 @@ export class JobQueue {
     await this.#boss.work(REFRESH_QUEUE, () => worker.refresh());
     await this.#boss.work(RETENTION_QUEUE, () => worker.purge());
     if (worker.refreshSchedule === 'off') await this.#boss.unschedule(REFRESH_QUEUE);
-    else await this.#boss.schedule(REFRESH_QUEUE, worker.refreshSchedule, {}, { tz: 'UTC' });
+    else {
+      await this.#boss.schedule(REFRESH_QUEUE, worker.refreshSchedule, {}, { tz: 'UTC' }).catch((error: unknown) => {
+        throw new Error(`REFRESH_SCHEDULE=${JSON.stringify(worker.refreshSchedule)} is not a cron expression: ${errorMessage(error)}`, {
+          cause: error,
+        });
+      });
+    }
     await this.#boss.schedule(RETENTION_QUEUE, RETENTION_CRON, {}, { tz: 'UTC' });
     const sweep = () =>
       void this.#sweep(worker).catch((error: unknown) => this.#log.warn({ err: error }, 'could not look for jobs without a worker'));

@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { JobStore } from '../../src/jobs/store.js';
 import type { CymruWhoisDouble } from '../doubles/cymru-whois.js';
 import { startHarness, type Harness } from '../support/app.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
@@ -43,18 +42,6 @@ describe('API and worker roles on one database', () => {
     // change hands, and still no address was asked twice.
     const ranOnBoth = lists.filter((ips) => asked.every((byWorker) => byWorker.some((ip) => ips.includes(ip))));
     expect(ranOnBoth.length).toBeGreaterThan(0);
-  });
-
-  it('grant a job to one worker at a time', async () => {
-    const job = await submitJob(api.app, { ips: ['45.70.0.1'], sources: ['maxmind'] });
-    await waitForJob(api.app, job.id);
-    await api.app.database.prisma.enrichmentJob.update({ where: { id: job.id }, data: { status: 'running' } });
-    const stores = [new JobStore(workers[0]!.app.database), new JobStore(workers[1]!.app.database)];
-    const claims = await Promise.all(
-      Array.from({ length: 10 }, (_, i) => stores[i % 2]!.claim(job.id, `owner-${i}`, 30, new Date())),
-    );
-    expect(claims.filter((claim) => claim !== null)).toHaveLength(1);
-    await api.app.database.prisma.enrichmentJob.update({ where: { id: job.id }, data: { status: 'completed', leaseOwner: null } });
   });
 
   it('serve only /healthz, /readyz and /metrics on a worker', async () => {
