@@ -152,6 +152,11 @@ export interface JobGauges {
 
 /** How long a scrape may reuse the jobs' state it read, so that its three gauges cost one query. */
 const JOB_GAUGES_REUSE_MS = 1000;
+/**
+ * A scrape does not wait longer for the database; the job gauges then keep their last values, and every other
+ * metric is still answered (a database outage is when they matter most).
+ */
+const JOB_GAUGES_WAIT_MS = 2000;
 
 /**
  * Prometheus counters for the cache tiers and the upstreams. Per-request numbers arrive through
@@ -244,10 +249,15 @@ export class Metrics {
 
   /** Gauges of the jobs' state, read from `read` when scraped (the jobs are shared by every replica). */
   trackJobs(statuses: readonly string[], read: () => Promise<JobGauges>): void {
-    let last: { at: number; gauges: Promise<JobGauges> } | undefined;
+    let last: { at: number; gauges: Promise<JobGauges | undefined> } | undefined;
     const current = () => {
       const now = Date.now();
-      if (!last || now - last.at > JOB_GAUGES_REUSE_MS) last = { at: now, gauges: read() };
+      if (!last || now - last.at > JOB_GAUGES_REUSE_MS) {
+        let timer: NodeJS.Timeout | undefined;
+        const gaveUp = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), JOB_GAUGES_WAIT_MS)));
+        const answer = read().catch(() => undefined);
+        last = { at: now, gauges: Promise.race([answer, gaveUp]).finally(() => clearTimeout(timer)) };
+      }
       return last.gauges;
     };
     const registers = [this.registry];
@@ -257,8 +267,8 @@ export class Metrics {
       labelNames: ['status'],
       registers,
       async collect() {
-        const { byStatus } = await current();
-        for (const status of statuses) this.set({ status }, byStatus[status] ?? 0);
+        const gauges = await current();
+        if (gauges) for (const status of statuses) this.set({ status }, gauges.byStatus[status] ?? 0);
       },
     });
     new Gauge({
@@ -266,7 +276,8 @@ export class Metrics {
       help: 'jobs waiting for a worker',
       registers,
       async collect() {
-        this.set((await current()).queued);
+        const gauges = await current();
+        if (gauges) this.set(gauges.queued);
       },
     });
     new Gauge({
@@ -274,7 +285,8 @@ export class Metrics {
       help: 'age of the oldest job waiting for a worker (0 when none waits)',
       registers,
       async collect() {
-        this.set((await current()).oldestQueuedSeconds);
+        const gauges = await current();
+        if (gauges) this.set(gauges.oldestQueuedSeconds);
       },
     });
   }

@@ -25,10 +25,6 @@ export type Pass = 'bulk' | 'limited';
 
 export const SOURCE_BITS: Readonly<Record<SourceName, number>> = { maxmind: 1, cymru: 2, greynoise: 4, dshield: 8 };
 export const PASS_BITS: Readonly<Record<Pass, number>> = { bulk: 1 | 2, limited: 4 | 8 };
-export const PASS_SOURCES: Readonly<Record<Pass, readonly SourceName[]>> = {
-  bulk: ['maxmind', 'cymru'],
-  limited: ['greynoise', 'dshield'],
-};
 
 export function maskOf(sources: readonly SourceName[]): number {
   return sources.reduce((mask, source) => mask | SOURCE_BITS[source], 0);

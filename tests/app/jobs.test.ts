@@ -211,3 +211,21 @@ describe('the other job routes', () => {
     expect(await prisma.ipRecord.count({ where: { ip: { in: ['8.8.8.8', '9.9.9.9'] } } })).toBe(2);
   });
 });
+
+describe('/metrics while the database is away', () => {
+  it('still answers, the job gauges keeping their last values', async () => {
+    const own = await startHarness();
+    try {
+      const before = (await own.app.inject({ method: 'GET', url: '/metrics' })).body;
+      expect(before).toMatch(/^ipenrich_job_queue_depth 0$/m);
+      await own.database.drop();
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      const response = await own.app.inject({ method: 'GET', url: '/metrics' });
+      expect(response.statusCode).toBe(200);
+      expect(response.body).toMatch(/^ipenrich_job_queue_depth 0$/m);
+      expect(response.body).toMatch(/^ipenrich_process_cpu_seconds_total /m);
+    } finally {
+      await own.close();
+    }
+  });
+});
