@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { IpRecord } from '../../src/record/model.js';
 import type { JobView } from '../../src/schemas/jobs.js';
+import { respond } from '../doubles/http-upstream.js';
 import { startHarness, type Harness } from '../support/app.js';
 import { readResults, submitJob, waitForJob } from '../support/jobs.js';
 
@@ -54,6 +55,33 @@ describe('a job against rate-limited upstreams', () => {
     for (const double of [harness.greynoise, harness.dshield]) {
       for (const ip of ips) expect(double.requestsFor(ip).length).toBeGreaterThanOrEqual(1);
     }
+  });
+
+  it('waits for a Retry-After block longer than a chunk may wait without holding a worker, and shows it', async () => {
+    // One request at a time, so the first is the only one sent before the block.
+    harness = await startHarness({ config: { LOG_LEVEL: 'error', DSHIELD_MAX_IN_FLIGHT: 1 } });
+    harness.dshield.enqueue(respond.limited(3600));
+    const ips = addresses(5, 9);
+    const job = await submitJob(harness.app, { ips, sources: ['dshield'] });
+    const waiting = await waitForJob(harness.app, job.id, (current) => current.phases.dshield.state === 'waiting');
+    const { prisma, pool } = harness.app.database;
+    for (let row = await prisma.enrichmentJob.findUnique({ where: { id: job.id } }); row?.leaseOwner; ) {
+      await sleep(50);
+      row = await prisma.enrichmentJob.findUnique({ where: { id: job.id } });
+    }
+    expect(waiting.status).toBe('running');
+    const until = Date.parse(waiting.phases.dshield.waitingUntil!);
+    expect(until).toBeGreaterThan(Date.now() + 3500_000);
+    expect(waiting.etaSeconds).toBeGreaterThanOrEqual(3500);
+    // The job is handed back to the queue with a ticket that starts when the block ends.
+    const tickets = await pool.query<{ start_after: Date }>(
+      "SELECT start_after FROM pgboss.job WHERE name = 'ipenrich-job' AND state = 'created' AND singleton_key = $1",
+      [job.id],
+    );
+    expect(tickets.rows).toHaveLength(1);
+    expect(Math.abs(tickets.rows[0]!.start_after.getTime() - until)).toBeLessThan(1000);
+    expect(harness.dshield.requests).toHaveLength(1);
+    expect((await readResults(harness.app, job.id)).map((record) => record.status)).toEqual(ips.map(() => 'pending'));
   });
 
   it('cancels a running job: it stops asking, keeps the chunks it finished and answers the rest pending', async () => {
