@@ -53,7 +53,7 @@ function fromFastifyError(error: FastifyError, request: FastifyRequest): Problem
 type HandledError = FastifyError | ProblemError | DatabaseUnavailableError;
 
 function toProblem(error: HandledError, request: FastifyRequest): Problem | undefined {
-  if (error instanceof ProblemError) return { code: error.code, detail: error.message };
+  if (error instanceof ProblemError) return error.problem;
   // The layers below the routes throw domain errors; their messages are for the log, and the registry says
   // what the client is told.
   if (error instanceof DatabaseUnavailableError) return { code: 'database-unavailable' };
