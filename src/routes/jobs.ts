@@ -61,6 +61,7 @@ const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/jobs',
     {
       bodyLimit,
+      config: { accepts: 'application/json or text/plain' },
       schema: {
         summary: 'Submit a list to be enriched in the background',
         description:

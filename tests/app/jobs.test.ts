@@ -97,8 +97,12 @@ describe('POST /jobs', () => {
       payload: 'ips=8.8.8.8',
     });
     expect(form.statusCode).toBe(415);
+    expect(form.json<{ detail: string }>().detail).toBe(
+      'the body must be application/json or text/plain, not application/x-www-form-urlencoded',
+    );
     const enrich = await harness.app.inject({ method: 'POST', url: '/enrich', headers: { 'content-type': 'text/plain' }, payload: '8.8.8.8' });
     expect(enrich.statusCode).toBe(415);
+    expect(enrich.json<{ detail: string }>().detail).toBe('the body must be application/json, not text/plain');
   });
 });
 
