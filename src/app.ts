@@ -8,6 +8,7 @@ import type { Config } from './config.js';
 import { answerClientError, answerFrameworkError, registerProblemHandlers } from './errors/handlers.js';
 import cache from './plugins/app/cache.js';
 import enricher from './plugins/app/enricher.js';
+import jobs from './plugins/app/jobs.js';
 import limiters from './plugins/app/limiters.js';
 import metrics from './plugins/app/metrics.js';
 import readiness from './plugins/app/readiness.js';
@@ -19,8 +20,10 @@ import type { AppOverrides } from './plugins/overrides.js';
 import enrichRoute from './routes/enrich.js';
 import healthRoutes from './routes/health.js';
 import ipRoute from './routes/ip.js';
+import jobRoutes from './routes/jobs.js';
 import metricsRoute from './routes/metrics.js';
 import { EnrichStatsSchema } from './schemas/enrich.js';
+import { JOB_SCHEMAS } from './schemas/jobs.js';
 import { ProblemSchema } from './schemas/problem.js';
 import { ReadinessSchema } from './schemas/readiness.js';
 import { RECORD_SCHEMAS } from './schemas/record.js';
@@ -38,11 +41,12 @@ declare module 'fastify' {
 
 /**
  * Everything that enriches, in the order of their dependencies: the outside resources, then the service's
- * own parts. A role is this list and the routes (or the jobs) it serves.
+ * own parts. Every role has them all: the jobs plugin runs jobs only where ROLE says so, and the API routes
+ * are served where it says so (see registerApi).
  */
-export const ENRICHMENT_PLUGINS = [readiness, database, redis, maxmind, cache, limiters, sources, metrics, enricher];
+export const ENRICHMENT_PLUGINS = [readiness, database, redis, maxmind, cache, limiters, sources, metrics, enricher, jobs];
 
-export const API_SCHEMAS = [...RECORD_SCHEMAS, ProblemSchema, EnrichStatsSchema, ReadinessSchema];
+export const API_SCHEMAS = [...RECORD_SCHEMAS, ProblemSchema, EnrichStatsSchema, ReadinessSchema, ...JOB_SCHEMAS];
 
 /**
  * Bodies are validated without coercion, so `{"ips": "1.2.3.4"}` or `{"ips": [1]}` is a 400 rather than
@@ -85,6 +89,7 @@ export async function registerApi(app: FastifyInstance, config: Config): Promise
       },
       tags: [
         { name: 'enrich', description: 'address enrichment' },
+        { name: 'jobs', description: 'lists of any size, enriched in the background' },
         { name: 'operations', description: 'health, readiness and documentation' },
       ],
     },
@@ -93,11 +98,15 @@ export async function registerApi(app: FastifyInstance, config: Config): Promise
     },
   });
   if (!app.hasDecorator('config')) app.decorate('config', config);
-  await app.register(enrichRoute);
-  await app.register(ipRoute);
+  // A worker answers the orchestrator and Prometheus only; its work comes from the queue.
+  if (config.ROLE !== 'worker') {
+    await app.register(enrichRoute);
+    await app.register(ipRoute);
+    await app.register(jobRoutes);
+  }
   await app.register(healthRoutes);
   await app.register(metricsRoute);
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  if (config.ROLE !== 'worker') app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 }
 
 export async function buildApp(config: Config, overrides: AppOverrides = {}): Promise<FastifyInstance> {

@@ -73,6 +73,21 @@ export const ConfigSchema = Type.Object({
   TTL_CYMRU: Duration('7d', 'Team Cymru freshness'),
   TTL_GREYNOISE: Duration('1d', 'GreyNoise freshness'),
   TTL_DSHIELD: Duration('1d', 'DShield freshness'),
+  ROLE: StringEnum(['all', 'api', 'worker'], {
+    default: 'all',
+    description: 'all: API, job worker and scheduler in one process; api: the HTTP API only; worker: jobs only',
+  }),
+  JOB_MAX_IPS: Integer(1_000_000, 1, 10_000_000, 'largest list POST /jobs accepts'),
+  JOB_CONCURRENCY: Integer(1, 1, 64, 'jobs one worker process runs at once'),
+  JOB_RETENTION: Duration('7d', 'how long a finished job and its inputs are kept (the records stay)'),
+  JOB_SLICE_SECONDS: Integer(60, 1, 3600, 'how long a worker runs a job before handing it back to the queue'),
+  JOB_LEASE_SECONDS: Integer(30, 2, 600, "a worker's claim on a running job, renewed while it works; past it the job resumes elsewhere"),
+  REFRESH_SCHEDULE: Type.String({
+    default: '0 */6 * * *',
+    pattern: '^(off|\\S+( \\S+){4,5})$',
+    description: 'cron (UTC) of the refresh of stale stored records; off: none',
+  }),
+  REFRESH_MAX_IPS: Integer(10_000, 1, 1_000_000, 'stored records one scheduled refresh takes at most'),
 });
 
 export type Config = Static<typeof ConfigSchema>;

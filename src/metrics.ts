@@ -1,4 +1,5 @@
-import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { EnrichKind } from './enrich/cascade.js';
 import type { EnrichStats } from './enrich/stats.js';
 import { SOURCE_NAMES } from './record/model.js';
 
@@ -140,6 +141,23 @@ interface UpstreamTotals {
   cacheErrors(): number;
 }
 
+/** The state of the background jobs as the database holds it, read once per scrape. */
+export interface JobGauges {
+  byStatus: Record<string, number>;
+  /** Jobs waiting for a worker. */
+  queued: number;
+  /** Age of the oldest of them, 0 when none waits. */
+  oldestQueuedSeconds: number;
+}
+
+/** How long a scrape may reuse the jobs' state it read, so that its three gauges cost one query. */
+const JOB_GAUGES_REUSE_MS = 1000;
+/**
+ * A scrape does not wait longer for the database; the job gauges then keep their last values, and every other
+ * metric is still answered (a database outage is when they matter most).
+ */
+const JOB_GAUGES_WAIT_MS = 2000;
+
 /**
  * Prometheus counters for the cache tiers and the upstreams. Per-request numbers arrive through
  * observe(); totals the services already keep (bulk queries, limiter admissions) are read at scrape time.
@@ -214,7 +232,70 @@ export class Metrics {
     duration: this.requestDuration.bind(),
   };
 
-  observe(stats: EnrichStats): void {
+  private readonly jobPhaseDuration = new DirectHistogram(
+    this.registry,
+    'ipenrich_job_phase_seconds',
+    'time a job spent in a phase, from its first chunk to its last',
+    [1, 5, 30, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 86_400, 3 * 86_400],
+  );
+  private readonly jobPhases = new Map<string, (value: number) => void>();
+
+  /** Observes a phase a job has just finished. */
+  observeJobPhase(phase: string, seconds: number): void {
+    let observe = this.jobPhases.get(phase);
+    if (!observe) this.jobPhases.set(phase, (observe = this.jobPhaseDuration.bind({ phase })));
+    observe(seconds);
+  }
+
+  /** Gauges of the jobs' state, read from `read` when scraped (the jobs are shared by every replica). */
+  trackJobs(statuses: readonly string[], read: () => Promise<JobGauges>): void {
+    let last: { at: number; gauges: Promise<JobGauges | undefined> } | undefined;
+    const current = () => {
+      const now = Date.now();
+      if (!last || now - last.at > JOB_GAUGES_REUSE_MS) {
+        let timer: NodeJS.Timeout | undefined;
+        const gaveUp = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), JOB_GAUGES_WAIT_MS)));
+        const answer = read().catch(() => undefined);
+        last = { at: now, gauges: Promise.race([answer, gaveUp]).finally(() => clearTimeout(timer)) };
+      }
+      return last.gauges;
+    };
+    const registers = [this.registry];
+    new Gauge({
+      name: 'ipenrich_jobs',
+      help: 'background jobs kept (see JOB_RETENTION), by status',
+      labelNames: ['status'],
+      registers,
+      async collect() {
+        const gauges = await current();
+        if (gauges) for (const status of statuses) this.set({ status }, gauges.byStatus[status] ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'ipenrich_job_queue_depth',
+      help: 'jobs waiting for a worker',
+      registers,
+      async collect() {
+        const gauges = await current();
+        if (gauges) this.set(gauges.queued);
+      },
+    });
+    new Gauge({
+      name: 'ipenrich_job_oldest_queued_seconds',
+      help: 'age of the oldest job waiting for a worker (0 when none waits)',
+      registers,
+      async collect() {
+        const gauges = await current();
+        if (gauges) this.set(gauges.oldestQueuedSeconds);
+      },
+    });
+  }
+
+  /**
+   * A job's chunks count as upstream and cache traffic like any request, but not as requests: their
+   * durations and strings are the job's own (see the job metrics).
+   */
+  observe(stats: EnrichStats, kind: EnrichKind = 'request'): void {
     for (const { tier, hit, miss, latency } of this.bound.tiers) {
       const { hits, misses, durationMs } = stats.tiers[tier];
       hit.pending += hits;
@@ -228,6 +309,7 @@ export class Metrics {
       bound.errors.pending += counters.errors;
       bound.rateLimited.pending += counters.rateLimited;
     }
+    if (kind === 'job') return;
     this.bound.routable.pending += stats.total - stats.invalid - stats.bogon;
     this.bound.invalid.pending += stats.invalid;
     this.bound.bogon.pending += stats.bogon;

@@ -31,6 +31,8 @@ export interface EnrichRequest {
   refresh?: boolean;
   /** Epoch ms; rate-limited sources answer `rate_limited` rather than wait past it. */
   deadline: number;
+  /** Gives up the rate-limited lookups still waiting or in flight, rejecting the request (a job stopped). */
+  signal?: AbortSignal;
 }
 
 export interface EnrichResult {
@@ -38,6 +40,18 @@ export interface EnrichResult {
   results: string[];
   stats: EnrichStats;
 }
+
+export interface EnrichOutcomes {
+  /**
+   * What each source answered now, or settled without asking, for every distinct routable address; a source
+   * missing from an address's outcomes had nothing due (its stored answer stands) or was not requested.
+   */
+  outcomes: Map<string, Outcomes>;
+  stats: EnrichStats;
+}
+
+/** An interactive request (POST /enrich, GET /ip) or a chunk of a background job. */
+export type EnrichKind = 'request' | 'job';
 
 /** Where the records are written (PostgreSQL's RecordStore in the service). */
 export interface RecordWriter {
@@ -58,8 +72,8 @@ export interface EnricherDeps {
   /** Addresses per unit of work: one Team Cymru bulk query's worth. */
   chunkSize: number;
   lookups: LookupCounter;
-  /** Told of every finished request, e.g. to feed Prometheus counters. */
-  onStats?: (stats: EnrichStats) => void;
+  /** Told of every finished request or job chunk, e.g. to feed Prometheus counters. */
+  onStats?: (stats: EnrichStats, kind: EnrichKind) => void;
 }
 
 /** What one request does for one address: what it knew, what it needs, and what each source answered now. */
@@ -82,8 +96,10 @@ interface Work {
 
 /** One request's view of the sources, and its tallies. */
 interface Request {
+  kind: EnrichKind;
   context: PlanContext;
   deadline: number;
+  signal: AbortSignal | undefined;
   at: Date;
   stats: EnrichStats;
 }
@@ -122,6 +138,44 @@ export class Enricher {
   constructor(private readonly deps: EnricherDeps) {}
 
   async enrich(request: EnrichRequest): Promise<EnrichResult> {
+    const { parsed, work, stats } = await this.run(request, 'request');
+    const results = request.inputs.map((input, index) => {
+      const address = parsed[index] as ParsedAddress;
+      if (address.kind !== 'routable') return JSON.stringify(unroutedView(input, address));
+      const item = work.get(address.ip)!;
+      return routableJson(input, item.merged!, item.outcomes);
+    });
+    return { results, stats };
+  }
+
+  /**
+   * The same cascade for a chunk of a background job, which keeps its own account of each address: no
+   * answer is serialized, and what each source said is handed back instead.
+   */
+  async enrichOutcomes(request: EnrichRequest): Promise<EnrichOutcomes> {
+    const { work, stats } = await this.run(request, 'job');
+    const outcomes = new Map<string, Outcomes>();
+    for (const item of work.values()) outcomes.set(item.ip, item.outcomes);
+    return { outcomes, stats };
+  }
+
+  /**
+   * The stored records that a request for these sources would fetch anything for now (missing or stale
+   * answers of sources that can answer), judged by the same plan as every request.
+   */
+  recordsDue(records: Iterable<StoredRecord>, sources?: readonly SourceName[]): StoredRecord[] {
+    const context = this.planning({ sources });
+    const due: StoredRecord[] = [];
+    for (const record of records) {
+      if (!nothingDue(planAddress(record.ip, record, context))) due.push(record);
+    }
+    return due;
+  }
+
+  private async run(
+    request: EnrichRequest,
+    kind: EnrichKind,
+  ): Promise<{ parsed: ParsedAddress[]; work: Map<string, Work>; stats: EnrichStats }> {
     const started = performance.now();
     const parsed = request.inputs.map((input) => parseAddress(input));
     const work = new Map<string, Work>();
@@ -143,7 +197,7 @@ export class Enricher {
         });
       }
     }
-    const state = this.begin(request, {
+    const state = this.begin(request, kind, {
       total: request.inputs.length,
       unique: work.size,
       invalid,
@@ -168,26 +222,25 @@ export class Enricher {
       );
     }
 
-    const results = request.inputs.map((input, index) => {
-      const address = parsed[index] as ParsedAddress;
-      if (address.kind !== 'routable') return JSON.stringify(unroutedView(input, address));
-      const item = work.get(address.ip)!;
-      return routableJson(input, item.merged!, item.outcomes);
-    });
     const { stats } = state;
     stats.durationMs = elapsedMs(started);
-    this.deps.onStats?.(stats);
-    return { results, stats };
+    this.deps.onStats?.(stats, kind);
+    return { parsed, work, stats };
   }
 
-  private begin(request: EnrichRequest, stats: EnrichStats): Request {
+  private begin(request: EnrichRequest, kind: EnrichKind, stats: EnrichStats): Request {
+    const context = this.planning(request);
+    return { kind, context, deadline: request.deadline, signal: request.signal, at: new Date(context.now), stats };
+  }
+
+  /** What a request for these sources knows before it looks at any address. */
+  private planning(request: Pick<EnrichRequest, 'sources' | 'refresh'>): PlanContext {
     const { sources, freshness, clock } = this.deps;
-    const now = clock.now();
     const unavailable = new Map<'maxmind' | RateLimitedSource, SourceOutcome<never> | undefined>();
     const context: PlanContext = {
       requested: request.sources ? new Set(request.sources) : ALL_SOURCES,
       refresh: request.refresh === true,
-      now,
+      now: clock.now(),
       freshness,
       maxmindVersion: sources.maxmind.version(),
       unavailable: (source) => {
@@ -199,7 +252,7 @@ export class Enricher {
         dshield: (ip) => sources.dshield.unsupported(ip),
       },
     };
-    return { context, deadline: request.deadline, at: new Date(now), stats };
+    return context;
   }
 
   /** Fixes an address's plan from what the tiers held; the outcomes it settles are this request's answer. */
@@ -265,7 +318,12 @@ export class Enricher {
     for (const item of items) if (!item.plan) this.plan(item, request);
   }
 
-  /** Merges what each address learned into its record; returns the records L1 lacks or holds stale. */
+  /**
+   * Merges what each address learned into its record; returns the records L1 lacks or holds stale. A job's
+   * chunk only refreshes what L1 holds: its addresses are asked for once, and adding them would evict the
+   * addresses requests keep hot (and the churn of a 1,000,000-address job through the in-process LRU was
+   * most of the garbage its worker's heap grew with).
+   */
   private settle(items: Work[], request: Request): StoredRecord[] {
     const cacheable: StoredRecord[] = [];
     const unchanged: string[] = [];
@@ -280,7 +338,9 @@ export class Enricher {
               sources: { ...(item.known?.sources ?? EMPTY_SOURCES), ...item.update },
               updatedAt: request.at.toISOString(),
             };
-      if (changed || item.fromL2) cacheable.push(item.merged);
+      if (request.kind === 'request' ? changed || item.fromL2 : changed && item.known !== undefined && !item.fromL2) {
+        cacheable.push(item.merged);
+      }
       // A changed record's lookup is counted by the write that carries the change.
       if (!changed && item.known) unchanged.push(item.ip);
     }
@@ -334,7 +394,8 @@ export class Enricher {
       const due = new Map<string, Work>();
       for (const item of items) if (item.plan?.[source]) due.set(item.ip, item);
       if (due.size === 0) continue;
-      pending.push(sources[source].lookup([...due.keys()], { deadline: request.deadline }).then((results) => recordAll(due, source, results)));
+      const options = { deadline: request.deadline, signal: request.signal };
+      pending.push(sources[source].lookup([...due.keys()], options).then((results) => recordAll(due, source, results)));
     }
     if (pending.length > 0) await Promise.all(pending);
     await this.persist(items, request.at);

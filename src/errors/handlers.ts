@@ -29,9 +29,11 @@ function fromFastifyError(error: FastifyError, request: FastifyRequest): Problem
       return { code: 'body-too-large', detail: error.message };
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE': {
       const contentType = request.headers['content-type'];
+      // A route that takes more than JSON (POST /jobs also reads text/plain) names what it takes in its config.
+      const accepts = (request.routeOptions.config as { accepts?: string } | undefined)?.accepts ?? 'application/json';
       const detail = contentType
-        ? `the body must be application/json, not ${contentType.slice(0, 100)}`
-        : 'the body must be application/json, and the request has no content type';
+        ? `the body must be ${accepts}, not ${contentType.slice(0, 100)}`
+        : `the body must be ${accepts}, and the request has no content type`;
       return { code: 'unsupported-media-type', detail };
     }
     case 'FST_ERR_BAD_URL':
@@ -53,7 +55,7 @@ function fromFastifyError(error: FastifyError, request: FastifyRequest): Problem
 type HandledError = FastifyError | ProblemError | DatabaseUnavailableError;
 
 function toProblem(error: HandledError, request: FastifyRequest): Problem | undefined {
-  if (error instanceof ProblemError) return { code: error.code, detail: error.message };
+  if (error instanceof ProblemError) return error.problem;
   // The layers below the routes throw domain errors; their messages are for the log, and the registry says
   // what the client is told.
   if (error instanceof DatabaseUnavailableError) return { code: 'database-unavailable' };

@@ -24,11 +24,15 @@ export function problemBody(problem: Problem, requestId?: string): ProblemBody {
 /** Thrown by a route to answer a problem; the error handler turns it into problem+json. */
 export class ProblemError extends Error {
   override name = 'ProblemError';
+  readonly problem: Problem;
 
-  constructor(
-    readonly code: ProblemCode,
-    detail: string,
-  ) {
-    super(detail);
+  /** The detail may be left out only for a code whose detail the registry fixes. */
+  constructor(...[code, detail]: [code: FixedDetailCode, detail?: string] | [code: ProblemCode, detail: string]) {
+    super(detail ?? PROBLEMS[code].detail);
+    this.problem = detail === undefined ? { code: code as FixedDetailCode } : { code, detail };
+  }
+
+  get code(): ProblemCode {
+    return this.problem.code;
   }
 }

@@ -11,15 +11,15 @@ const DESCRIPTIONS: Record<number, string> = {
   503: 'a required backend (the database) is unavailable',
 };
 
-/** Problem+json response schemas for the statuses of the given codes, by reference to the shared Problem schema. */
+/** A problem+json response schema, by reference to the shared Problem schema. */
+export const problemResponse = (description: string) => ({
+  description,
+  content: { [PROBLEM_CONTENT_TYPE]: { schema: Type.Ref('Problem') } },
+});
+
+/** Problem+json response schemas for the statuses of the given codes. */
 export function problemResponses(...codes: ProblemCode[]) {
   return Object.fromEntries(
-    codes.map((code) => [
-      PROBLEMS[code].status,
-      {
-        description: DESCRIPTIONS[PROBLEMS[code].status] ?? 'error',
-        content: { [PROBLEM_CONTENT_TYPE]: { schema: Type.Ref('Problem') } },
-      },
-    ]),
+    codes.map((code) => [PROBLEMS[code].status, problemResponse(DESCRIPTIONS[PROBLEMS[code].status] ?? 'error')]),
   );
 }

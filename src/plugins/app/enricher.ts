@@ -29,9 +29,9 @@ async function enricher(app: FastifyInstance, overrides: AppOverrides) {
         greynoise: durationToMs(config.TTL_GREYNOISE),
         dshield: durationToMs(config.TTL_DSHIELD),
       },
-      onStats: (stats) => {
-        metrics.observe(stats);
-        overrides.onStats?.(stats);
+      onStats: (stats, kind) => {
+        metrics.observe(stats, kind);
+        if (kind === 'request') overrides.onStats?.(stats);
       },
     }),
   );

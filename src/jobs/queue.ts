@@ -1,0 +1,119 @@
+import type { FastifyBaseLogger } from 'fastify';
+import type pg from 'pg';
+import PgBoss from 'pg-boss';
+import { errorMessage } from '../errors/message.js';
+import type { SliceEnd } from './runner.js';
+
+/** A turn at one job; the job's lease, not this ticket, says who runs it. */
+export const JOB_QUEUE = 'ipenrich-job';
+export const REFRESH_QUEUE = 'ipenrich-refresh';
+export const RETENTION_QUEUE = 'ipenrich-retention';
+/** Finished jobs are looked for every hour; JOB_RETENTION is counted in days. */
+const RETENTION_CRON = '17 * * * *';
+
+interface Ticket {
+  jobId: string;
+}
+
+export interface QueueOptions {
+  pool: pg.Pool;
+  log: FastifyBaseLogger;
+  /** Expiry of a ticket in pg-boss: longer than any slice can take, so that pg-boss never fails a live one. */
+  ticketSeconds: number;
+}
+
+export interface WorkerOptions {
+  concurrency: number;
+  /** How often the worker looks for jobs that no worker holds. */
+  sweepSeconds: number;
+  refreshSchedule: string;
+  runSlice(jobId: string): Promise<SliceEnd>;
+  unclaimed(): Promise<string[]>;
+  refresh(): Promise<void>;
+  purge(): Promise<void>;
+}
+
+/**
+ * pg-boss on the service's own PostgreSQL, through the service's pool: the embedded database has one
+ * connection, which pg-boss shares like every other part. The queue holds tickets (a turn at a job), and
+ * the schedules of the refresh and the retention, which pg-boss fires once across all replicas.
+ *
+ * Tickets are deduplicated per job (the queue's "short" policy keeps one waiting ticket per job), never
+ * retried by pg-boss, and each one runs a bounded slice of its job, then queues the next. A worker that
+ * dies leaves its ticket active in pg-boss until it expires, but its job's lease runs out within
+ * JOB_LEASE_SECONDS, and the sweep of any worker then queues a new ticket for it.
+ */
+export class JobQueue {
+  readonly #boss: PgBoss;
+  readonly #log: FastifyBaseLogger;
+  readonly #ticketSeconds: number;
+  #sweeper: NodeJS.Timeout | undefined;
+  #workers: string[] = [];
+
+  constructor(options: QueueOptions, worker: boolean) {
+    this.#log = options.log;
+    this.#ticketSeconds = options.ticketSeconds;
+    this.#boss = new PgBoss({
+      db: { executeSql: (text, values) => options.pool.query(text, values) },
+      // pg-boss creates and migrates its own schema at start, under its own advisory lock (see README, Jobs).
+      migrate: true,
+      supervise: worker,
+      schedule: worker,
+    });
+    this.#boss.on('error', (error) => this.#log.warn({ err: error }, 'job queue (pg-boss) error'));
+  }
+
+  async start(worker: WorkerOptions | undefined): Promise<void> {
+    await this.#boss.start();
+    await this.#boss.createQueue(JOB_QUEUE, {
+      name: JOB_QUEUE,
+      policy: 'short',
+      retryLimit: 0,
+      expireInSeconds: this.#ticketSeconds,
+    });
+    if (!worker) return;
+    await this.#boss.createQueue(REFRESH_QUEUE, { name: REFRESH_QUEUE, policy: 'short', retryLimit: 1 });
+    await this.#boss.createQueue(RETENTION_QUEUE, { name: RETENTION_QUEUE, policy: 'short', retryLimit: 1 });
+    for (let index = 0; index < worker.concurrency; index += 1) {
+      this.#workers.push(
+        await this.#boss.work<Ticket>(JOB_QUEUE, { batchSize: 1, pollingIntervalSeconds: 1 }, async ([ticket]) => {
+          if (!ticket) return;
+          const end = await worker.runSlice(ticket.data.jobId);
+          if (end.kind === 'continue') await this.enqueue(ticket.data.jobId, end.after);
+        }),
+      );
+    }
+    await this.#boss.work(REFRESH_QUEUE, () => worker.refresh());
+    await this.#boss.work(RETENTION_QUEUE, () => worker.purge());
+    if (worker.refreshSchedule === 'off') await this.#boss.unschedule(REFRESH_QUEUE);
+    else {
+      await this.#boss.schedule(REFRESH_QUEUE, worker.refreshSchedule, {}, { tz: 'UTC' }).catch((error: unknown) => {
+        throw new Error(`REFRESH_SCHEDULE=${JSON.stringify(worker.refreshSchedule)} is not a cron expression: ${errorMessage(error)}`, {
+          cause: error,
+        });
+      });
+    }
+    await this.#boss.schedule(RETENTION_QUEUE, RETENTION_CRON, {}, { tz: 'UTC' });
+    const sweep = () =>
+      void this.#sweep(worker).catch((error: unknown) => this.#log.warn({ err: error }, 'could not look for jobs without a worker'));
+    sweep();
+    this.#sweeper = setInterval(sweep, worker.sweepSeconds * 1000);
+  }
+
+  /** Queues a turn at the job (now, or once `after` has come) unless one is already waiting. */
+  async enqueue(jobId: string, after?: Date): Promise<void> {
+    await this.#boss.send(JOB_QUEUE, { jobId } satisfies Ticket, { singletonKey: jobId, ...(after ? { startAfter: after } : {}) });
+    // A worker of this process, idle between its polls, takes the ticket at once.
+    for (const id of this.#workers) this.#boss.notifyWorker(id);
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.#sweeper);
+    // The slices were stopped first (JobRunner.stop); what is still active is failed, which a ticket may be.
+    await this.#boss.stop({ graceful: true, close: false, timeout: 1000 });
+  }
+
+  async #sweep(worker: WorkerOptions): Promise<void> {
+    for (const jobId of await worker.unclaimed()) await this.enqueue(jobId);
+  }
+}
