@@ -7,14 +7,14 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase } from '../support/database.js';
-import { buildCli, ROOT, runCli } from '../support/cli.js';
+import { buildDist, ROOT, runCli } from '../support/cli.js';
 
 // Everything here is refused or done before any job: no service is needed, and none may be reached.
 const NOWHERE = 'http://127.0.0.1:9';
 
 let dir: string;
 beforeAll(async () => {
-  await buildCli();
+  await buildDist();
   dir = await mkdtemp(join(tmpdir(), 'ipenrich-cli-'));
 });
 afterAll(async () => {

@@ -1,14 +1,13 @@
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, startChild, type ChildServer } from '../../bench/service.js';
 import type { JobView } from '../../src/schemas/jobs.js';
 import { startCymruWhois, type CymruWhoisDouble } from '../doubles/cymru-whois.js';
 import { writeTestMaxMind } from '../support/app.js';
+import { buildDist } from '../support/cli.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 
 const ADDRESSES = Array.from({ length: 400 }, (_, i) => `45.80.${i >> 7}.${(i & 127) + 1}`);
@@ -25,7 +24,7 @@ const children: ChildServer[] = [];
 
 beforeAll(async () => {
   // The service as production runs it: the built dist/server.js.
-  await promisify(execFile)(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json']);
+  await buildDist();
   database = await createTestDatabase();
   cymru = await startCymruWhois({ queryLatencyMs: 50, behaviour: (index) => (killed || index < ANSWERED ? 'answer' : 'hang') });
   mmdbDir = await mkdtemp(join(tmpdir(), 'ipenrich-restart-'));

@@ -17,12 +17,13 @@ const STAMPS = join(ROOT, 'node_modules', '.cache', 'ipenrich-cli-build');
 const STALE_LOCK_MS = 5 * 60_000;
 
 /**
- * Builds the service and the command into dist/ once per test run: every test file of a run is a child of
+ * Builds the service and the command into dist/ once per test run (for every test that runs the built
+ * code, so that no test starts a child while another compiles over its files): every test file of a run is a child of
  * the same vitest process, so its id marks the build as done, and a lock directory keeps two files from
  * compiling at once. The compile step of `npm run build` only: `npm test` has generated the Prisma client
  * already, and generating it again would rewrite files that other test files are importing.
  */
-export async function buildCli(): Promise<void> {
+export async function buildDist(): Promise<void> {
   await mkdir(STAMPS, { recursive: true });
   const stamp = join(STAMPS, `built-for-${process.ppid}`);
   const lock = join(STAMPS, 'lock');

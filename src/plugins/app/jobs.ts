@@ -18,6 +18,34 @@ declare module 'fastify' {
 }
 
 /**
+ * A runner of job slices on this process's parts: the plugin's own where the role works, and the command
+ * line's (src/cli/local.ts), which runs its one job in an API-role app without joining the queue's workers.
+ */
+export function createJobRunner(app: FastifyInstance, store: JobStore = new JobStore(app.database)): JobRunner {
+  const { config, database, clock, enricher, metrics, sources } = app;
+  const rates = { greynoise: config.GREYNOISE_RATE, dshield: config.DSHIELD_RATE };
+  return new JobRunner({
+    store,
+    database,
+    enricher,
+    clock,
+    log: app.log,
+    metrics,
+    settings: {
+      bulkChunk: config.CYMRU_BATCH_SIZE,
+      bulkWindow: config.CYMRU_MAX_CONNECTIONS + 1,
+      sliceSeconds: config.JOB_SLICE_SECONDS,
+      leaseSeconds: config.JOB_LEASE_SECONDS,
+    },
+    limitedRate: () => {
+      const ready = RATE_LIMITED_SOURCES.filter((source) => sources[source].availability().status === 'ready');
+      return ready.length > 0 ? Math.min(...ready.map((source) => rates[source])) : undefined;
+    },
+    owner: `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
+  });
+}
+
+/**
  * Background jobs: the store and the queue in every role (the API submits, shows and cancels jobs), the
  * runner, the sweep and the schedules only where the role works (ROLE all or worker).
  */
@@ -51,27 +79,7 @@ async function jobs(app: FastifyInstance) {
   });
   metrics.trackJobs(JOB_STATUSES, () => store.gauges(clock.now()));
 
-  const runner = works
-    ? new JobRunner({
-        store,
-        database,
-        enricher,
-        clock,
-        log: app.log,
-        metrics,
-        settings: {
-          bulkChunk: config.CYMRU_BATCH_SIZE,
-          bulkWindow: config.CYMRU_MAX_CONNECTIONS + 1,
-          sliceSeconds: config.JOB_SLICE_SECONDS,
-          leaseSeconds: config.JOB_LEASE_SECONDS,
-        },
-        limitedRate: () => {
-          const ready = RATE_LIMITED_SOURCES.filter((source) => sources[source].availability().status === 'ready');
-          return ready.length > 0 ? Math.min(...ready.map((source) => rates[source])) : undefined;
-        },
-        owner: `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
-      })
-    : undefined;
+  const runner = works ? createJobRunner(app, store) : undefined;
   app.addHook('onClose', async () => {
     await runner?.stop();
     await queue.stop();
