@@ -21,6 +21,7 @@ export async function collectAddresses(files: readonly string[], options: Collec
     notice: (message) => progress.notice(message),
     progress: (read) => progress.reading(read),
   });
+  progress.settle();
   for (const tally of collector.inputs) {
     if (tally.addresses === 0) continue;
     const misses = tally.misses > 0 ? `; ${tally.describeMisses()}` : '';

@@ -29,6 +29,8 @@ export interface Progress {
   job(view: JobProgressView): void;
   /** Results written so far. */
   writing(records: number): void;
+  /** What was shown last is over (the input has been read): nothing to repeat until the next report. */
+  settle(): void;
   /** Ends the display (bars stay on the screen as they last were). */
   stop(): void;
 }
@@ -108,6 +110,9 @@ export class TerminalProgress implements Progress {
       clearOnComplete: false,
       stopOnComplete: false,
       fps: 8,
+      // Lines logged above the bars overwrite them; without this an unchanged bar (the input's, once read)
+      // would not be drawn again and stay blank.
+      forceRedraw: true,
       format: (_options, _params, payload: BarPayload) => `${payload.label.padEnd(10)} ${drawBar(payload.fraction)}${payload.text}`,
     });
   }
@@ -164,6 +169,11 @@ export class TerminalProgress implements Progress {
     return `${counts}  ${number(Math.round(rate))}/s  ETA ${duration((phase.total - phase.done) / rate)}${tail}`;
   }
 
+  /** The input is read: its bar is drawn as it ended before the summary lines go above it. */
+  settle(): void {
+    if (this.#rows.size > 0 && !this.#stopped) this.#bars.update();
+  }
+
   writing(records: number): void {
     this.#set('write', { label: 'write', fraction: undefined, text: `${number(records)} records` });
   }
@@ -214,6 +224,10 @@ export class LineProgress implements Progress {
     this.#latest = () => `writing results: ${number(records)} records`;
   }
 
+  settle(): void {
+    this.#latest = undefined;
+  }
+
   stop(): void {
     clearInterval(this.#timer);
   }
@@ -238,6 +252,7 @@ export class QuietProgress implements Progress {
   reading(): void {}
   job(): void {}
   writing(): void {}
+  settle(): void {}
   stop(): void {}
 }
 

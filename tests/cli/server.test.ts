@@ -126,6 +126,7 @@ describe('ip-enrich enrich --server', () => {
     expect(screen).toMatch(/\[\d+A/);
     for (const pass of ['collect', 'maxmind', 'greynoise', 'dshield']) expect(text).toMatch(new RegExp(`^${pass} +\\[█{24}\\] 60/60  done$`, 'm'));
     expect(text).toMatch(/^read +\[█{24}\] 60 lines, 60 addresses, 100%/m);
+    expect(text).toMatch(/terminal\.txt \(plain list\): 60 lines, 60 addresses$/m);
     expect(text).toMatch(/^cymru +\[█{24}\] 60\/60 {2}done {2}3 batches$/m);
     expect(text).toMatch(/^job +[0-9a-f]{8} completed: 60 addresses/m);
     expect(text).toContain('wrote 60 records to standard output (60 ok)');
