@@ -190,4 +190,22 @@ describe('ip-enrich enrich --server', () => {
     expect(refused.stderr.trim()).toMatch(new RegExp(`^ip-enrich: POST /jobs refused by ${small}: 413 too-many-addresses: .*JOB_MAX_IPS allows 2`));
     expect(refused.status).toBe(4);
   });
+
+  it("shows an upstream's Retry-After block in the progress lines while the job waits it out", async () => {
+    // Last: the block stays on this app's DShield limiter for an hour, so the app is a new one.
+    await harness.restart({ DSHIELD_MAX_IN_FLIGHT: 1 });
+    await harness.app.listen({ host: '127.0.0.1', port: 0 });
+    const blocked = `http://127.0.0.1:${(harness.app.server.address() as AddressInfo).port}`;
+    harness.dshield.enqueue(respond.limited(3600));
+    const list = await file('blocked.txt', '45.80.10.1\n45.80.10.2\n');
+    const child = startCli(['enrich', list, '--server', blocked, '--sources', 'dshield', '--progress-every', '0.25']);
+    let stderr = '';
+    child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const deadline = Date.now() + 15_000;
+    while (!/\(waiting /.test(stderr) && Date.now() < deadline) await sleep(50);
+    child.kill('SIGINT');
+    const run = await finished(child);
+    expect(stderr).toMatch(/^job [0-9a-f]{8} running: collect 2\/2, dshield 0\/2 \(waiting (1h00m|59m[0-9]{2}s)\); ETA 1h00m$/m);
+    expect(run.status).toBe(130);
+  });
 });
