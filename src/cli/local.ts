@@ -52,7 +52,8 @@ export async function openLocalJobs(env: NodeJS.ProcessEnv, progress: Progress):
     app = await buildApp(config, { logger });
     await app.ready();
   } catch (error) {
-    throw new CliError(`cannot start the engine in this process: ${errorMessage(error)}`, EXIT.failed);
+    // The usual case: a service runs on the same DATA_DIR, which it holds; then the job belongs there.
+    throw new CliError(`cannot start the engine in this process: ${errorMessage(error)} (or give --server URL)`, EXIT.failed);
   }
   return new LocalJobs(app, createJobRunner(app));
 }

@@ -10,7 +10,7 @@ import { OUTPUT_FORMATS } from './output.js';
 const EXIT_STATUSES = `
 Exit status:
   0    done
-  1    the job failed, or another unexpected failure
+  1    the job failed or was cancelled elsewhere, or another failure
   2    usage or input error (the message names the problem)
   3    done, but some records ended with a source in error
   4    the service could not be reached, or refused (its problem+json detail is printed)

@@ -1,7 +1,7 @@
 import { HttpJobs, serverUrl } from '../client.js';
 import { csvColumns } from '../columns.js';
 import type { JobView } from '../engine.js';
-import { usageError } from '../exit.js';
+import { EXIT, usageError } from '../exit.js';
 import { chooseFormat, followJob, openDestination, resultStatus, unfinished, writeResults } from '../follow.js';
 import type { OutputFormat } from '../output.js';
 import { createProgress, describeJob } from '../progress.js';
@@ -29,7 +29,7 @@ export async function jobStatus(id: string, options: ServerOptions & { follow: b
     const view = await jobs.get(id);
     printJob(view);
     if (!options.quiet && !process.stdout.isTTY) process.stderr.write(`${describeJob(view, Date.now())}\n`);
-    return 0;
+    return EXIT.ok;
   }
   const progress = createProgress({ quiet: options.quiet, everyMs: options.progressEvery * 1000 });
   const interrupted = interruption();
@@ -37,12 +37,12 @@ export async function jobStatus(id: string, options: ServerOptions & { follow: b
     const view = await followJob(jobs, id, progress, interrupted.signal);
     progress.stop();
     printJob(view);
-    return 0;
+    return EXIT.ok;
   } catch (error) {
     progress.stop();
     if (!interrupted.signal.aborted) throw error;
     process.stderr.write(resumeHint(id, jobs.where));
-    return 130;
+    return EXIT.interrupted;
   } finally {
     interrupted.dispose();
   }
@@ -74,7 +74,7 @@ export async function jobResults(
     progress.stop();
     if (!interrupted.signal.aborted) throw error;
     process.stderr.write(resumeHint(id, jobs.where));
-    return 130;
+    return EXIT.interrupted;
   } finally {
     interrupted.dispose();
   }
