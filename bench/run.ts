@@ -21,6 +21,7 @@ import { createTestDatabase } from '../tests/support/database.js';
 import { writeTestMaxMind } from '../tests/support/app.js';
 import { routableLists } from './addresses.js';
 import { closeClient } from './enrich-client.js';
+import { closeJobClient, coldJob, streamResults } from './job.js';
 import { monotonicUs, summarizeProfile, type Window } from './profile.js';
 import { formatTable, mb, type Row } from './report.js';
 import {
@@ -92,7 +93,7 @@ async function machine(redis: Redis): Promise<string[]> {
 
 const windows: Window[] = [];
 
-async function scenario(rows: Row[], notes: string[], name: string, work: () => Promise<ScenarioResult>) {
+async function scenario<T extends ScenarioResult>(rows: Row[], notes: string[], name: string, work: () => Promise<T>): Promise<T | undefined> {
   process.stderr.write(`bench: ${name}...\n`);
   const startUs = monotonicUs();
   try {
@@ -174,7 +175,12 @@ async function main(): Promise<number> {
   cleanups.push({ what: 'stop the service', run: () => service.stop() });
   const bootPeak = await service.peakRss();
 
-  const [coldList = [], upstreamList = [], storeList = []] = routableLists([SETTINGS.addresses, SETTINGS.addresses, SETTINGS.addresses]);
+  const [coldList = [], upstreamList = [], storeList = [], jobList = []] = routableLists([
+    SETTINGS.addresses,
+    SETTINGS.addresses,
+    SETTINGS.addresses,
+    SETTINGS.jobAddresses,
+  ]);
   const rows: Row[] = [];
   const notes: string[] = [];
   const s1 = await scenario(rows, notes, '1 cold 10k, maxmind+cymru', () => coldCymru(service, upstreams, coldList));
@@ -189,12 +195,38 @@ async function main(): Promise<number> {
   await scenario(rows, notes, '5 RecordStore.save 10k', () => persisting(storeDb.url, storeList));
   rows.push(peakMemory({ boot: bootPeak, scenario1: s1?.peakRss, scenario2: s2?.peakRss }));
 
+  // The job runs on a worker of its own, as in a deployment (README, "Running at scale"), and is submitted
+  // to and streamed from an API process of its own: neither carries what scenarios 1-4 left in the
+  // service's heap, and the worker's peak RSS is its own from boot.
+  const roles: ChildServer[] = [];
+  cleanups.push({ what: 'stop the job processes', run: () => Promise.all(roles.map((child) => child.stop())) });
+  const startRole = async (role: 'api' | 'worker') => {
+    const dir = profileDir ? join(profileDir, `jobs-${role}`) : undefined;
+    const child = await startChild({
+      name: `service ROLE=${role}`,
+      script: 'dist/server.js',
+      port: await freePort(),
+      env: { ...env, ROLE: role, ENRICH_MAX_IPS: String(SETTINGS.jobAddresses) },
+      nodeFlags: dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [],
+      dropEnv: Object.keys(ConfigSchema.properties),
+    });
+    roles.push(child);
+    return { child, dir };
+  };
+  const api = await startRole('api');
+  const worker = await startRole('worker');
+  const jobWindows = windows.length;
+  const job = await scenario(rows, notes, '7 cold job 100k, maxmind+cymru', () => coldJob(api.child, worker.child, upstreams, jobList));
+  if (job) await scenario(rows, notes, '9 stream the job results', () => streamResults(api.child, job.id, jobList.length));
+  await Promise.all(roles.map((child) => child.stop()));
+  for (const { dir } of [api, worker]) if (dir) notes.push(...(await summarizeProfile(dir, windows.slice(jobWindows))));
+
   const { cymru, upstream, service: limits } = SETTINGS;
   console.log(
     [
       ...header,
       `service: ${['node', ...nodeFlags, 'dist/server.js'].join(' ')} (built by npm run build; child process, LOG_LEVEL=warn, Redis L1, PostgreSQL)`,
-      `settings: ${SETTINGS.addresses} routable IPv4 per list; Cymru double ${cymru.queryLatencyMs} ms + ${cymru.perAddressLatencyMs} ms/address ` +
+      `settings: ${SETTINGS.addresses} routable IPv4 per list, ${SETTINGS.jobAddresses} in the job; Cymru double ${cymru.queryLatencyMs} ms + ${cymru.perAddressLatencyMs} ms/address ` +
         `per query, CYMRU_BATCH_SIZE ${cymru.batchSize}, CYMRU_MAX_CONNECTIONS ${cymru.maxConnections}; GreyNoise/DShield doubles ` +
         `${upstream.latencyMs} ms, ceilings ${upstream.greynoiseCeiling.rate}/s burst ${upstream.greynoiseCeiling.burst} and ` +
         `${upstream.dshieldCeiling.rate}/s burst ${upstream.dshieldCeiling.burst}; service GREYNOISE_RATE/BURST ` +
@@ -202,9 +234,11 @@ async function main(): Promise<number> {
         `${limits.dshield.rate}/${limits.dshield.burst} in flight ${limits.dshield.maxInFlight}, ` +
         `ENRICH_DEADLINE_MS ${limits.deadlineMs}; cached runs ${SETTINGS.cachedRuns}; autocannon ${SETTINGS.load.connections} ` +
         `connections, ${SETTINGS.load.rounds} rounds of ${SETTINGS.load.seconds} s on the bare route then the service, after ` +
-        `${SETTINGS.load.warmupSeconds} s warm-up each; save runs ${SETTINGS.saveRuns}`,
+        `${SETTINGS.load.warmupSeconds} s warm-up each; save runs ${SETTINGS.saveRuns}; stream runs ${SETTINGS.streamRuns}`,
       'peak RSS: VmHWM of the service process from /proc/<pid>/status, read right after scenario 1 and after ' +
-        'scenario 2 (the high-water mark is reset through /proc/<pid>/clear_refs before scenario 2)',
+        'scenario 2 (the high-water mark is reset through /proc/<pid>/clear_refs before scenario 2); scenarios 7-9 run on a ' +
+        'ROLE=api and a ROLE=worker process started for them after scenario 5: 8 is the worker\'s VmHWM from its boot, and the ' +
+        'API process\'s is reset before each form of 9',
       '',
       formatTable(rows),
       '',
@@ -221,6 +255,7 @@ try {
   console.error(error);
 } finally {
   await closeClient();
+  await closeJobClient();
   await cleanUp();
 }
 process.exit(exitCode);

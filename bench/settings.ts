@@ -1,6 +1,8 @@
 /** Every knob of the benchmark in one place, printed with the results. */
 export const SETTINGS = {
   addresses: 10_000,
+  /** The cold job of scenarios 7–9: 200 Cymru batches. */
+  jobAddresses: 100_000,
   cymru: {
     /** The double's cost of one bulk query: fixed, plus per address asked. */
     queryLatencyMs: 400,
@@ -28,6 +30,7 @@ export const SETTINGS = {
   cachedPauseMs: 500,
   load: { connections: 10, seconds: 5, warmupSeconds: 1, rounds: 3 },
   saveRuns: 5,
+  streamRuns: 3,
   targets: {
     coldRatio: 1.1,
     upstreamRatio: 1.1,
@@ -36,6 +39,7 @@ export const SETTINGS = {
     p99Ms: 10,
     saveMs: 300,
     peakRssBytes: 300 * 1024 * 1024,
+    streamRecordsPerSecond: 200_000,
   },
 } as const;
 

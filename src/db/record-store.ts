@@ -56,6 +56,56 @@ const SELECT_SQL = `
 SELECT ip, ${SOURCE_NAMES.map((s) => `${s}, ${s}_status, ${s}_fetched_at`).join(', ')}, maxmind_database, updated_at
 FROM ip_record WHERE ip = ANY($1::text[])`;
 
+/** A timestamptz(3) as PostgreSQL writes it for Date.prototype.toISOString's format, to the millisecond. */
+const isoText = (column: string) => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
+
+/**
+ * A stored record's columns as SQL expressions for reading many records at once (a job's results), to be read
+ * as text (`rawText`): the timestamps come as the ISO text the record keeps, so neither postgres-date's parsing
+ * nor `new Date(...).toISOString()` runs, and the jsonb columns are left to JSON.parse, only when present.
+ * recordFromText reads them back.
+ */
+export const recordTextColumns = (alias: string): string[] => [
+  `${alias}.ip`,
+  ...SOURCE_NAMES.flatMap((s) => [`${alias}.${s}`, `${alias}.${s}_status`, isoText(`${alias}.${s}_fetched_at`)]),
+  `${alias}.maxmind_database`,
+  isoText(`${alias}.updated_at`),
+];
+
+/** pg's type parsers for a statement whose every column is taken as PostgreSQL's text for it. */
+export const rawText = { getTypeParser: () => (value: string) => value };
+
+/** One source's state from the values of recordTextColumns, from its data column on. */
+function stateFromText(values: ReadonlyArray<string | null>, at: number): StoredSourceState<unknown> | null {
+  const status = values[at + 1];
+  if (status === null || status === undefined) return null;
+  const data = values[at];
+  return {
+    status: status as StoredSourceState<unknown>['status'],
+    fetchedAt: values[at + 2] as string,
+    data: data === null || data === undefined ? null : (JSON.parse(data) as unknown),
+  };
+}
+
+/** The record in `values` from index `at` on (as recordTextColumns lists them); undefined for an address with no row. */
+export function recordFromText(values: ReadonlyArray<string | null>, at: number): StoredRecord | undefined {
+  const ip = values[at];
+  if (ip === null || ip === undefined) return undefined;
+  const maxmind = stateFromText(values, at + 1);
+  const database = values[at + 13];
+  if (maxmind && typeof database === 'string') maxmind.database = database;
+  return {
+    ip,
+    sources: {
+      maxmind: maxmind as StoredSources['maxmind'],
+      cymru: stateFromText(values, at + 4) as StoredSources['cymru'],
+      greynoise: stateFromText(values, at + 7) as StoredSources['greynoise'],
+      dshield: stateFromText(values, at + 10) as StoredSources['dshield'],
+    },
+    updatedAt: values[at + 14] as string,
+  };
+}
+
 const toIso = (value: unknown): string => (value instanceof Date ? value : new Date(String(value))).toISOString();
 
 function stateFromRow(row: Row, source: SourceName): StoredSourceState<unknown> | null {

@@ -1,5 +1,4 @@
 import type { DatabaseHandle } from '../db/client.js';
-import type { Outcomes } from '../enrich/record-view.js';
 import { parseAddress } from '../ip/address.js';
 import { PASS_BITS, type Pass } from './model.js';
 
@@ -8,17 +7,6 @@ export interface InputCounts {
   unique: number;
   invalid: number;
   bogon: number;
-}
-
-/** One input string of a job as its results need it. */
-export interface InputRow {
-  position: number;
-  input: string;
-  /** The canonical address when the input is routable. */
-  ip: string | null;
-  /** The sources still due for the address (0: finished); null for an input that is not routable. */
-  due: number | null;
-  outcomes: Outcomes | null;
 }
 
 /** One distinct address of a job, as a pass takes it. */
@@ -113,23 +101,4 @@ export async function nextAddresses(
     );
   }
   return rows;
-}
-
-/**
- * The inputs at positions [from, from + limit), with the state of their addresses, in one statement:
- * Prisma's findMany (the inputs, then their addresses) read 1,000,000 inputs in pages of 10,000 in 39 s,
- * this join in 3.7 s. Positions are dense, so a page is a range of the key whatever the planner estimates.
- */
-export async function readInputs(
-  database: Pick<DatabaseHandle, 'prisma'>,
-  jobId: string,
-  from: number,
-  limit: number,
-): Promise<InputRow[]> {
-  return database.prisma.$queryRaw<InputRow[]>`
-    SELECT i.position, i.input, i.ip, a.due, a.outcomes
-    FROM enrichment_job_input i
-    LEFT JOIN enrichment_job_address a ON a.job_id = i.job_id AND a.ip = i.ip
-    WHERE i.job_id = ${jobId}::uuid AND i.position >= ${from} AND i.position < ${from + limit}
-    ORDER BY i.position`;
 }

@@ -66,7 +66,7 @@ async function jobs(app: FastifyInstance) {
   const queue = new JobQueue({ pool: database.pool, log: app.log, ticketSeconds }, works);
   const service = new Jobs({
     store,
-    results: new JobResults(database, records),
+    results: new JobResults(database),
     queue,
     database,
     limiters,
