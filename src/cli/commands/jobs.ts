@@ -20,6 +20,29 @@ function jobsAt(options: ServerOptions): HttpJobs {
   return new HttpJobs(serverUrl(options.server));
 }
 
+/**
+ * Runs `work` with Ctrl-C watched. An interruption leaves the job running on the server and says how to pick
+ * it up again; any other failure goes on to the caller.
+ */
+async function resumable(
+  jobs: HttpJobs,
+  id: string,
+  progress: ReturnType<typeof createProgress>,
+  work: (signal: AbortSignal) => Promise<number>,
+): Promise<number> {
+  const interrupted = interruption();
+  try {
+    return await work(interrupted.signal);
+  } catch (error) {
+    progress.stop();
+    if (!interrupted.signal.aborted) throw error;
+    process.stderr.write(resumeHint(id, jobs.where));
+    return EXIT.interrupted;
+  } finally {
+    interrupted.dispose();
+  }
+}
+
 const printJob = (view: JobView) => process.stdout.write(`${JSON.stringify(view, null, 2)}\n`);
 
 /** `ip-enrich job status ID [--follow]`: the job as JSON on standard output; with --follow, progress until it ends. */
@@ -32,20 +55,12 @@ export async function jobStatus(id: string, options: ServerOptions & { follow: b
     return EXIT.ok;
   }
   const progress = createProgress({ quiet: options.quiet, everyMs: options.progressEvery * 1000 });
-  const interrupted = interruption();
-  try {
-    const view = await followJob(jobs, id, progress, interrupted.signal);
+  return resumable(jobs, id, progress, async (signal) => {
+    const view = await followJob(jobs, id, progress, signal);
     progress.stop();
     printJob(view);
     return EXIT.ok;
-  } catch (error) {
-    progress.stop();
-    if (!interrupted.signal.aborted) throw error;
-    process.stderr.write(resumeHint(id, jobs.where));
-    return EXIT.interrupted;
-  } finally {
-    interrupted.dispose();
-  }
+  });
 }
 
 /** `ip-enrich job results ID`: the results as they are (pending ones included), or with --wait once the job ends. */
@@ -56,28 +71,20 @@ export async function jobResults(
   const jobs = jobsAt(options);
   const format = chooseFormat(options.format, options.output, process.stdout);
   const progress = createProgress({ quiet: options.quiet, everyMs: options.progressEvery * 1000 });
-  const interrupted = interruption();
-  try {
+  return resumable(jobs, id, progress, async (signal) => {
     if (options.wait) {
-      const view = await followJob(jobs, id, progress, interrupted.signal);
+      const view = await followJob(jobs, id, progress, signal);
       if (view.status === 'failed') throw unfinished(view);
     } else {
       // Unknown ids are refused before an output file is created.
       await jobs.get(id);
     }
     const destination = await openDestination(options.output);
-    const tally = await writeResults(jobs, id, format, destination, await csvColumns(), progress, interrupted.signal);
+    const tally = await writeResults(jobs, id, format, destination, await csvColumns(), progress, signal);
     progress.stop();
     progress.notice(tally.describe(destination.name));
     return resultStatus(tally);
-  } catch (error) {
-    progress.stop();
-    if (!interrupted.signal.aborted) throw error;
-    process.stderr.write(resumeHint(id, jobs.where));
-    return EXIT.interrupted;
-  } finally {
-    interrupted.dispose();
-  }
+  });
 }
 
 /** `ip-enrich job cancel ID`: the cancelled job as JSON; a finished one is the server's 409 (exit 4). */
