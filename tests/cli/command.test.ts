@@ -1,31 +1,22 @@
 import { execFile } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase } from '../support/database.js';
 import { buildDist, ROOT, runCli } from '../support/cli.js';
+import { tempFiles } from '../support/temp-files.js';
 
 // Everything here is refused or done before any job: no service is needed, and none may be reached.
 const NOWHERE = 'http://127.0.0.1:9';
 
-let dir: string;
+const temp = tempFiles('ipenrich-cli-');
+const file = temp.file;
+const dir = temp.path;
 beforeAll(async () => {
   await buildDist();
-  dir = await mkdtemp(join(tmpdir(), 'ipenrich-cli-'));
 });
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
-
-async function file(name: string, content: string | Buffer): Promise<string> {
-  const path = join(dir, name);
-  await writeFile(path, content);
-  return path;
-}
 
 /** Exit 2, nothing on standard output, and exactly one line on standard error that says what is wrong. */
 async function refused(args: string[], message: string | RegExp) {
@@ -53,12 +44,12 @@ describe('ip-enrich', () => {
     await refused(['enrich', prose, '--server', NOWHERE], /^ip-enrich: no IP address found in .*notes\.txt: 2 lines without an address \(line 1 "hello", line 2 "world"\)$/);
     const csv = await file('export.csv', 'time,src\n1,192.0.2.1\n');
     await refused(['enrich', csv, '--column', 'addr', '--server', NOWHERE], /^ip-enrich: .*export\.csv has no column "addr" \(its first line holds "time", "src"\)$/);
-    await refused(['enrich', join(dir, 'missing.txt'), '--server', NOWHERE], /^ip-enrich: cannot read .*missing\.txt: no such file$/);
+    await refused(['enrich', dir('missing.txt'), '--server', NOWHERE], /^ip-enrich: cannot read .*missing\.txt: no such file$/);
   });
 
   it('refuses wrong usage with exit 2 before reading anything', async () => {
     const list = await file('list.txt', '192.0.2.1\n');
-    await refused(['enrich', list, '--format', 'table', '-o', join(dir, 'out.txt'), '--server', NOWHERE], /^ip-enrich: --format table is for a terminal/);
+    await refused(['enrich', list, '--format', 'table', '-o', dir('out.txt'), '--server', NOWHERE], /^ip-enrich: --format table is for a terminal/);
     // Standard output is a pipe here, not a terminal.
     await refused(['enrich', list, '--format', 'table', '--server', NOWHERE], /--format table is for a terminal/);
     const sources = await runCli(['enrich', list, '--sources', 'maxmind,shodan']);
@@ -80,7 +71,7 @@ describe('ip-enrich', () => {
   });
 
   it('reads a 1,000,000-line list as a stream, staying well under 300 MB', async () => {
-    const path = join(dir, 'million.txt');
+    const path = dir('million.txt');
     const out = createWriteStream(path);
     for (let block = 0; block < 100; block += 1) {
       let text = '';
@@ -91,10 +82,10 @@ describe('ip-enrich', () => {
       if (!out.write(text)) await once(out, 'drain');
     }
     await new Promise<void>((resolve) => out.end(() => resolve()));
-    const run = await runCli(['extract', path, '-o', join(dir, 'million.out'), '--progress-every', '1'], { measureRss: true, timeoutMs: 60_000 });
+    const run = await runCli(['extract', path, '-o', dir('million.out'), '--progress-every', '1'], { measureRss: true, timeoutMs: 60_000 });
     expect(run.stderr).toContain('1,000,000 lines, 1,000,000 addresses');
     expect(run.status).toBe(0);
-    const written = await readFile(join(dir, 'million.out'), 'utf8');
+    const written = await readFile(dir('million.out'), 'utf8');
     expect(written.split('\n').length - 1).toBe(1_000_000);
     expect(run.peakRssMb).toBeDefined();
     expect(run.peakRssMb).toBeLessThan(300);

@@ -1,25 +1,13 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { AddressCollector, InputError } from '../../src/input/extract.js';
 import { readInputs, type ReadOptions } from '../../src/input/read.js';
+import { tempFiles } from '../support/temp-files.js';
 
-let dir: string;
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'ipenrich-read-'));
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
-
-async function file(name: string, content: string | Buffer): Promise<string> {
-  const path = join(dir, name);
-  await writeFile(path, content);
-  return path;
-}
+const temp = tempFiles('ipenrich-read-');
+const file = temp.file;
+const dir = temp.path;
 
 async function read(paths: string[], options: ReadOptions = {}) {
   const collector = new AddressCollector();
@@ -70,8 +58,8 @@ describe('readInputs', () => {
   });
 
   it('refuses what it cannot read with a message naming the input', async () => {
-    await expect(read([join(dir, 'missing.txt')])).rejects.toThrow(`cannot read ${join(dir, 'missing.txt')}: no such file`);
-    await expect(read([dir])).rejects.toThrow(`${dir} is a directory, not a file`);
+    await expect(read([dir('missing.txt')])).rejects.toThrow(`cannot read ${dir('missing.txt')}: no such file`);
+    await expect(read([dir()])).rejects.toThrow(`${dir()} is a directory, not a file`);
     const broken = await file('broken.json', '[{"ip": "192.0.2.1"}, {"ip": ');
     await expect(read([broken])).rejects.toThrow(new RegExp(`^${broken} is not valid JSON`));
     const quote = await file('quote.csv', 'a,b\n1,"192.0.2.1\n');
