@@ -1,7 +1,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -41,6 +41,8 @@ export async function buildDist(): Promise<void> {
       if (!existsSync(stamp)) {
         if (!existsSync(join(ROOT, 'src', 'generated', 'prisma'))) await run('npm', ['run', 'generate'], { cwd: ROOT });
         await run(join(ROOT, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.build.json'], { cwd: ROOT });
+        // tsc writes files without the execute bit, which npx needs to run the bin; npm run build sets it too.
+        await chmod(CLI, 0o755);
         await writeFile(stamp, '');
       }
     } finally {
