@@ -41,7 +41,7 @@ export interface AddressPlan {
 const NOTHING_DUE: AddressPlan = { maxmind: false, cymru: false, greynoise: false, dshield: false, answered: undefined };
 const ASN_FROM_MAXMIND: SourceOutcome<never> = { status: 'skipped', reason: 'MaxMind knows the ASN' };
 
-export function isFresh(state: StoredSourceState<unknown> | null | undefined, ttlMs: number, now: number): boolean {
+function isFresh(state: StoredSourceState<unknown> | null | undefined, ttlMs: number, now: number): boolean {
   return state != null && now - Date.parse(state.fetchedAt) < ttlMs;
 }
 

@@ -1,7 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { Nullable, StringEnum } from '../schema.js';
 
-export const SourceStateSchema = Type.Object({
+const SourceStateSchema = Type.Object({
   status: StringEnum(['ready', 'failing', 'disabled', 'unavailable'], {
     description:
       'ready; failing: the last queries failed (reason, since); disabled: switched off (reason says why); ' +
@@ -19,15 +19,15 @@ export const SourceStateSchema = Type.Object({
 });
 export type SourceState = Static<typeof SourceStateSchema>;
 
-export const DatabaseStateSchema = Type.Object({ status: StringEnum(['ok', 'error']), error: Type.Optional(Type.String()) });
+const DatabaseStateSchema = Type.Object({ status: StringEnum(['ok', 'error']), error: Type.Optional(Type.String()) });
 export type DatabaseState = Static<typeof DatabaseStateSchema>;
 
-export const RedisStateSchema = Type.Object({
+const RedisStateSchema = Type.Object({
   status: StringEnum(['ok', 'unreachable', 'off'], { description: 'off: REDIS_URL is not set' }),
 });
 export type RedisState = Static<typeof RedisStateSchema>;
 
-export const CacheStateSchema = Type.Object({
+const CacheStateSchema = Type.Object({
   kind: StringEnum(['redis', 'memory']),
   status: StringEnum(['ok', 'degraded']),
 });
