@@ -59,6 +59,11 @@ export class RedisTier implements RecordCache {
     }
   }
 
+  /** Unlike the reads, a deletion must not pass silently: a Redis that does not answer is an error here. */
+  async delete(ips: readonly string[]): Promise<number> {
+    return ips.length === 0 ? 0 : this.redis.del(...ips.map((ip) => this.key(ip)));
+  }
+
   errors(): number {
     return this.failures;
   }

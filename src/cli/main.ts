@@ -5,6 +5,7 @@ import { INPUT_FORMATS, InputError } from '../input/extract.js';
 import { SOURCE_NAMES, type SourceName } from '../record/model.js';
 import { VERSION } from '../version.js';
 import { CliError, EXIT } from './exit.js';
+import { registerKeyCommands } from './commands/keys-program.js';
 import { OUTPUT_FORMATS } from './output.js';
 
 const EXIT_STATUSES = `
@@ -156,6 +157,7 @@ export function buildProgram(): Command {
       const { migrate } = await import('./commands/service.js');
       return finish(await migrate());
     });
+  registerKeyCommands(program);
   return program;
 }
 

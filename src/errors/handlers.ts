@@ -3,8 +3,12 @@ import type { ConnectionError, FastifyError, FastifyInstance, FastifyReply, Fast
 import { DatabaseUnavailableError } from '../db/errors.js';
 import { PROBLEM_CONTENT_TYPE, ProblemError, problemBody, type Problem, type ProblemBody } from './problem.js';
 import type { FixedDetailCode } from './registry.js';
+import { REQUEST_ID_HEADER } from '../plugins/app/request-id.js';
 
-const send = (reply: FastifyReply, body: ProblemBody): FastifyReply => reply.code(body.status).type(PROBLEM_CONTENT_TYPE).send(body);
+// The request id goes on here as well: a request refused by the router or by access control never reaches
+// the hook that sets it on every other answer.
+const send = (reply: FastifyReply, body: ProblemBody): FastifyReply =>
+  reply.code(body.status).header(REQUEST_ID_HEADER, reply.request.id).type(PROBLEM_CONTENT_TYPE).send(body);
 
 const notFound = (request: FastifyRequest): Problem => ({ code: 'not-found', detail: `no route for ${request.method} ${request.url}` });
 
@@ -68,6 +72,7 @@ function sendProblem(error: HandledError, request: FastifyRequest, reply: Fastif
   if (!problem) request.log.error({ err: error }, 'unhandled error');
   const body = problemBody(problem ?? { code: 'internal-error' }, request.id);
   if (problem && body.status >= 500) request.log.error({ err: error }, body.detail);
+  if (error instanceof ProblemError) reply.headers(error.headers);
   return send(reply, body);
 }
 

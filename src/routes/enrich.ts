@@ -9,6 +9,7 @@ const enrichRoute: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     '/enrich',
     {
+      config: { scope: 'enrich' },
       schema: {
         summary: 'Enrich a list of IP addresses',
         description:

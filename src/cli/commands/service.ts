@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify';
-import { ConfigError, loadConfig } from '../../config.js';
+import { ConfigError, loadConfig, type Config } from '../../config.js';
 import { connectDatabase, type DatabaseHandle } from '../../db/client.js';
 import { startEmbeddedDatabase, type EmbeddedDatabase } from '../../db/embedded.js';
 import { applyMigrations } from '../../db/migrate.js';
@@ -42,21 +42,22 @@ function stderrLogger(level: (typeof LEVELS)[number]): FastifyBaseLogger {
   return logger as unknown as FastifyBaseLogger;
 }
 
-/**
- * `ip-enrich migrate`: applies the pending migrations to DATABASE_URL (or the embedded database in DATA_DIR)
- * and exits, so that a deploy pipeline can migrate before it rolls the new release out. The service applies
- * them at boot as well; both take the same lock, so the two never race.
- */
-export async function migrate(): Promise<number> {
-  let config;
+/** The configuration of a one-shot command; a bad setting is a usage error, in the service's one line. */
+export function commandConfig(): Config {
   try {
-    config = loadConfig(process.env);
+    return loadConfig(process.env);
   } catch (error) {
     if (error instanceof ConfigError) throw new CliError(`configuration error: ${error.message}`, EXIT.usage);
     throw error;
   }
-  const logger = stderrLogger('info');
-  const where = config.DATABASE_URL ? 'the database at DATABASE_URL' : `the embedded database in DATA_DIR ${config.DATA_DIR}`;
+}
+
+/** Where a one-shot command works: DATABASE_URL, or the embedded database in DATA_DIR. */
+export const databaseName = (config: Config) =>
+  config.DATABASE_URL ? 'the database at DATABASE_URL' : `the embedded database in DATA_DIR ${config.DATA_DIR}`;
+
+/** Runs `work` on the configured database (started, when it is the embedded one), then closes it. */
+export async function withDatabase<T>(config: Config, work: (handle: DatabaseHandle) => Promise<T>): Promise<T> {
   let embedded: EmbeddedDatabase | undefined;
   let handle: DatabaseHandle | undefined;
   try {
@@ -66,7 +67,24 @@ export async function migrate(): Promise<number> {
       embedded = await startEmbeddedDatabase(config.DATA_DIR);
       handle = connectDatabase(embedded.url, { maxConnections: embedded.maxConnections, timeoutMs: config.DATABASE_TIMEOUT_MS });
     }
-    const result = await applyMigrations(handle.pool, { logger });
+    return await work(handle);
+  } finally {
+    await handle?.close().catch(() => undefined);
+    await embedded?.close().catch(() => undefined);
+  }
+}
+
+/**
+ * `ip-enrich migrate`: applies the pending migrations to DATABASE_URL (or the embedded database in DATA_DIR)
+ * and exits, so that a deploy pipeline can migrate before it rolls the new release out. The service applies
+ * them at boot as well; both take the same lock, so the two never race.
+ */
+export async function migrate(): Promise<number> {
+  const config = commandConfig();
+  const logger = stderrLogger('info');
+  const where = databaseName(config);
+  try {
+    const result = await withDatabase(config, (handle) => applyMigrations(handle.pool, { logger }));
     const total = result.applied.length + result.alreadyApplied.length;
     process.stderr.write(
       result.applied.length > 0
@@ -76,8 +94,5 @@ export async function migrate(): Promise<number> {
     return EXIT.ok;
   } catch (error) {
     throw new CliError(`migrating ${where} failed: ${errorMessage(error)}`, EXIT.failed);
-  } finally {
-    await handle?.close().catch(() => undefined);
-    await embedded?.close().catch(() => undefined);
   }
 }
