@@ -103,15 +103,15 @@ export class KeyStore {
   async charge(keyId: string, day: string, count: number, limit: number): Promise<Charge> {
     const { rows } = await unavailableOnFailure(
       this.database.pool.query<{ addresses: number }>(
-        `INSERT INTO api_key_usage (key_id, day, addresses) SELECT $1, $2::date, $3 WHERE $3 <= $4
+        `INSERT INTO api_key_usage (key_id, day, addresses) SELECT $1::uuid, $2::date, $3::int WHERE $3::int <= $4::int
          ON CONFLICT (key_id, day) DO UPDATE SET addresses = api_key_usage.addresses + EXCLUDED.addresses
-           WHERE api_key_usage.addresses + EXCLUDED.addresses <= $4
+           WHERE api_key_usage.addresses + EXCLUDED.addresses <= $4::int
          RETURNING addresses`,
         [keyId, day, count, limit],
       ),
     );
     if (rows[0]) return { allowed: true, used: rows[0].addresses };
-    const used = await this.database.pool.query<{ addresses: number }>('SELECT addresses FROM api_key_usage WHERE key_id = $1 AND day = $2::date', [
+    const used = await this.database.pool.query<{ addresses: number }>('SELECT addresses FROM api_key_usage WHERE key_id = $1::uuid AND day = $2::date', [
       keyId,
       day,
     ]);

@@ -82,6 +82,15 @@ function sendProblem(error: HandledError, request: FastifyRequest, reply: Fastif
  * leave as Fastify's own application/json.
  */
 export function answerFrameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  // Fastify logs "incoming request" for these but never "request completed", since the response listeners
+  // that log it are set up by the router, which refused the request. Requests are logged from debug on
+  // (buildApp's logController), so the same rule applies here.
+  if (request.log.isLevelEnabled('debug')) {
+    const started = performance.now();
+    reply.raw.once('finish', () =>
+      request.log.info({ res: reply, responseTime: performance.now() - started }, 'request completed'),
+    );
+  }
   sendProblem(error, request, reply);
 }
 
