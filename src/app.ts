@@ -5,7 +5,7 @@ import addFormats from 'ajv-formats';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { systemClock, type Clock } from './clock.js';
 import type { Config } from './config.js';
-import { answerClientError, answerFrameworkError, registerProblemHandlers } from './errors/handlers.js';
+import { answerClientError, answerFrameworkError, logsRequests, registerProblemHandlers } from './errors/handlers.js';
 import auth from './plugins/app/auth.js';
 import cache from './plugins/app/cache.js';
 import cors from './plugins/app/cors.js';
@@ -143,8 +143,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     genReqId: requestId,
     // Room for ENRICH_MAX_IPS addresses of the longest textual form, so the 413 names the real limit.
     bodyLimit: Math.max(1024 * 1024, config.ENRICH_MAX_IPS * 64),
-    // A line per request would dominate the cost of a cached lookup; debug and trace still log them.
-    logController: new LogController({ disableRequestLogging: config.LOG_LEVEL !== 'debug' && config.LOG_LEVEL !== 'trace' }),
+    logController: new LogController({ disableRequestLogging: !logsRequests(config.LOG_LEVEL) }),
     frameworkErrors: answerFrameworkError,
     clientErrorHandler: answerClientError,
     // The refusal while closing is answered as problem+json by registerProblemHandlers.

@@ -76,6 +76,9 @@ function sendProblem(error: HandledError, request: FastifyRequest, reply: Fastif
   return send(reply, body);
 }
 
+/** A line per request would dominate the cost of a cached lookup; debug and trace still log them. */
+export const logsRequests = (level: string): boolean => level === 'debug' || level === 'trace';
+
 /**
  * Fastify's `frameworkErrors` option. The router refuses a path that is not valid percent-encoding, or a
  * parameter over maxParamLength, before any route, hook or error handler runs; without this they would
@@ -83,9 +86,8 @@ function sendProblem(error: HandledError, request: FastifyRequest, reply: Fastif
  */
 export function answerFrameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
   // Fastify logs "incoming request" for these but never "request completed", since the response listeners
-  // that log it are set up by the router, which refused the request. Requests are logged from debug on
-  // (buildApp's logController), so the same rule applies here.
-  if (request.log.isLevelEnabled('debug')) {
+  // that log it are set up by the router, which refused the request.
+  if (logsRequests(request.log.level)) {
     const started = performance.now();
     reply.raw.once('finish', () =>
       request.log.info({ res: reply, responseTime: performance.now() - started }, 'request completed'),

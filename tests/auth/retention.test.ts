@@ -31,8 +31,7 @@ describe('RECORD_RETENTION', () => {
     await storeSeen(harness, '45.1', 2300, 40);
     await storeSeen(harness, '45.2', 700, 2);
     expect(await harness.app.recordRemoval.purgeUnseen()).toBe(2300);
-    const [{ count }] = await query<{ count: string }>(harness, 'SELECT count(*) FROM ip_record');
-    expect(Number(count)).toBe(700);
+    expect(await query(harness, 'SELECT count(*)::int AS count FROM ip_record')).toEqual([{ count: 700 }]);
     const metrics = await harness.app.inject({ method: 'GET', url: '/metrics' });
     expect(metrics.body).toMatch(/ipenrich_records_deleted_total\{reason="retention"\} 2300/);
     expect(await harness.app.recordRemoval.purgeUnseen()).toBe(0);
