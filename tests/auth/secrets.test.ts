@@ -11,7 +11,7 @@ import { applyMigrations } from '../../src/db/migrate.js';
 import { startCymruWhois, type CymruWhoisDouble } from '../doubles/cymru-whois.js';
 import { HttpUpstreamDouble, respond } from '../doubles/http-upstream.js';
 import { writeTestMaxMind } from '../support/app.js';
-import { buildDist, ROOT, runCli } from '../support/cli.js';
+import { buildDist, ROOT } from '../support/cli.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 
 const secret = (name: string) => `${name}-${randomBytes(8).toString('hex')}`;
