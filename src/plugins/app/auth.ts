@@ -1,11 +1,11 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import rateLimit from '@fastify/rate-limit';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest, onRequestHookHandler, preHandlerAsyncHookHandler, RouteOptions } from 'fastify';
 import fp from 'fastify-plugin';
 import { Counter } from 'prom-client';
 import { KeyCache } from '../../auth/key-cache.js';
 import { KeyStore, type ApiKey } from '../../auth/key-store.js';
-import { hashToken, looksLikeToken, type RouteScope } from '../../auth/tokens.js';
+import { looksLikeToken, type RouteScope } from '../../auth/tokens.js';
 import { authMode } from '../../config.js';
 import { errorMessage } from '../../errors/message.js';
 import { ProblemError } from '../../errors/problem.js';
@@ -78,14 +78,20 @@ async function auth(app: FastifyInstance) {
     return metricsDigest !== undefined && token !== undefined && timingSafeEqual(digest(token), metricsDigest);
   };
 
+  // Hooks go on the routes that declare a scope, closed over it, rather than one hook on every request that
+  // looks the scope up: request.routeOptions builds a new object on each read, a measurable share of a cached
+  // GET /ip/:addr. Registered here, before registerApi adds the routes.
+  const onScopedRoute = (attach: (route: RouteOptions, scope: RouteScope) => void) =>
+    app.addHook('onRoute', (route) => {
+      const scope = route.config?.scope;
+      if (scope) attach(route, scope);
+    });
+  const metricsHook: onRequestHookHandler = (request, _reply, done) =>
+    done(metricsAllowed(request) ? undefined : unauthorized('metrics-token', 'GET /metrics needs the METRICS_TOKEN as a Bearer token'));
+
   if (mode === 'off') {
     app.log.info(config.AUTH === 'off' ? 'AUTH=off: the API is open to anyone who reaches it' : `AUTH unset and HOST ${config.HOST} is loopback: the API is open (AUTH=off)`);
-    if (metricsDigest) {
-      app.addHook('onRequest', (request, _reply, done) => {
-        if (request.routeOptions.config.scope !== 'metrics' || metricsAllowed(request)) done();
-        else done(unauthorized('metrics-token', 'GET /metrics needs the METRICS_TOKEN as a Bearer token'));
-      });
-    }
+    if (metricsDigest) onScopedRoute((route, scope) => scope === 'metrics' && addHook(route, 'onRequest', metricsHook));
     return;
   }
   app.log.info(
@@ -98,6 +104,27 @@ async function auth(app: FastifyInstance) {
   invalidations.on((message) => {
     if (message.kind === 'key-revoked') cache.forget(message.keyId);
   });
+
+  await app.register(rateLimit, {
+    // Not a hook of its own on every route: the key check below asks it, and only for keys with a rate.
+    global: false,
+    keyGenerator: (request) => request.apiKey?.id ?? '',
+    max: (request) => request.apiKey?.ratePerMinute ?? 0,
+    timeWindow: 60_000,
+    enableDraftSpec: true,
+    // With Redis, every replica counts against one budget; while Redis does not answer, requests pass
+    // rather than fail (as the L1 does), and only the daily allowance, kept in PostgreSQL, still holds.
+    ...(redis ? { redis, nameSpace: `${config.REDIS_KEY_PREFIX}rate:`, skipOnError: true } : {}),
+    errorResponseBuilder: (request, context) => {
+      refused.inc({ reason: 'rate' });
+      const key = request.apiKey!;
+      return new ProblemError(
+        'rate-limited',
+        `the API key ${key.prefix} (${key.name}) may make ${context.max} requests a minute; retry in ${context.after}`,
+      );
+    },
+  });
+  const limitRate = app.rateLimit();
 
   const admit = (request: FastifyRequest, scope: RouteScope, key: ApiKey | null, token: string): ProblemError | undefined => {
     if (!key) {
@@ -115,47 +142,44 @@ async function auth(app: FastifyInstance) {
     return undefined;
   };
 
-  // A callback hook: on a cached key it decides without a promise or a database round trip.
-  app.addHook('onRequest', (request, _reply, done) => {
-    const { scope } = request.routeOptions.config;
-    if (scope === undefined) return done();
-    if (scope === 'metrics') {
-      if (!metricsDigest || metricsAllowed(request)) return done();
-      return done(unauthorized('metrics-token', 'GET /metrics needs the METRICS_TOKEN as a Bearer token'));
-    }
-    const token = tokenOf(request);
-    if (!token) {
-      return done(
-        token === undefined
-          ? unauthorized('missing', 'this request needs an API key: Authorization: Bearer <key>, or X-API-Key: <key>', 'invalid_request')
-          : unauthorized('malformed', 'the Authorization header is not "Bearer <key>"', 'invalid_request'),
-      );
-    }
-    const hash = hashToken(token);
-    const cached = cache.peek(hash);
-    if (cached !== undefined) return done(admit(request, scope, cached, token));
-    cache.resolve(hash).then(
-      (key) => done(admit(request, scope, key, token)),
-      (error: unknown) => done(error as Error),
-    );
-  });
+  /** The key check of a route; a callback hook, so that a cached key is decided without a promise. */
+  const keyHook = (scope: RouteScope): onRequestHookHandler =>
+    function checkKey(request, reply, done) {
+      const token = tokenOf(request);
+      if (!token) {
+        done(
+          token === undefined
+            ? unauthorized('missing', 'this request needs an API key: Authorization: Bearer <key>, or X-API-Key: <key>', 'invalid_request')
+            : unauthorized('malformed', 'the Authorization header is not "Bearer <key>"', 'invalid_request'),
+        );
+        return;
+      }
+      const decide = (key: ApiKey | null) => {
+        const refusal = admit(request, scope, key, token);
+        if (refusal || !key?.ratePerMinute) done(refusal);
+        else limitRate.call(this, request, reply).then(() => done(), done);
+      };
+      const cached = cache.peek(token);
+      if (cached !== undefined) decide(cached);
+      else cache.resolve(token).then(decide, done);
+    };
 
   // A key's jobs are its own: another key's job is answered as if it did not exist.
-  app.addHook('preHandler', async (request) => {
+  const ownJobsOnly: preHandlerAsyncHookHandler = async (request) => {
     const owner = request.jobOwner;
     const id = (request.params as { id?: unknown } | undefined)?.id;
-    if (owner === undefined || request.routeOptions.config.scope !== 'jobs' || typeof id !== 'string') return;
+    if (owner === undefined || typeof id !== 'string') return;
     const actual = await store.jobOwner(id);
     if (actual !== undefined && actual !== owner) throw new ProblemError('job-not-found', `there is no job ${id}`);
-  });
+  };
 
-  app.addHook('preHandler', async (request, reply: FastifyReply) => {
-    const limit = request.apiKey?.addressesPerDay;
-    if (limit === undefined || limit === null) return;
+  const chargeAddresses: preHandlerAsyncHookHandler = async (request, reply) => {
+    const key = request.apiKey;
+    const limit = key?.addressesPerDay;
+    if (!key || limit === undefined || limit === null) return;
     const count = addressesOf(request.body);
     if (count === 0) return;
     const now = clock.now();
-    const key = request.apiKey!;
     const charge = await store.charge(key.id, new Date(now).toISOString().slice(0, 10), count, limit);
     const reset = secondsToNextDay(now);
     const remaining = Math.max(0, limit - charge.used);
@@ -168,28 +192,25 @@ async function auth(app: FastifyInstance) {
       'address-limit',
       `the API key ${key.prefix} (${key.name}) may send ${limit} addresses a day (UTC) and has ${remaining} left today; this request has ${count}`,
     ).withHeaders({ 'retry-after': reset, 'ratelimit-limit': limit, 'ratelimit-remaining': remaining, 'ratelimit-reset': reset });
-  });
+  };
 
-  await app.register(rateLimit, {
-    global: true,
-    // Only keys with a rate are counted; everything else (open routes, keys without one) passes untouched.
-    keyGenerator: (request) => request.apiKey?.id ?? '',
-    allowList: (request) => !request.apiKey?.ratePerMinute,
-    max: (request) => request.apiKey?.ratePerMinute ?? 0,
-    timeWindow: 60_000,
-    enableDraftSpec: true,
-    // With Redis, every replica counts against one budget; while Redis does not answer, requests pass
-    // rather than fail (as the L1 does), and only the daily allowance, kept in PostgreSQL, still holds.
-    ...(redis ? { redis, nameSpace: `${config.REDIS_KEY_PREFIX}rate:`, skipOnError: true } : {}),
-    errorResponseBuilder: (request, context) => {
-      refused.inc({ reason: 'rate' });
-      const key = request.apiKey!;
-      return new ProblemError(
-        'rate-limited',
-        `the API key ${key.prefix} (${key.name}) may make ${context.max} requests a minute; retry in ${context.after}`,
-      );
-    },
+  onScopedRoute((route, scope) => {
+    if (scope === 'metrics') {
+      if (metricsDigest) addHook(route, 'onRequest', metricsHook);
+      return;
+    }
+    addHook(route, 'onRequest', keyHook(scope));
+    if (scope === 'jobs' && route.url.includes(':id')) addHook(route, 'preHandler', ownJobsOnly);
+    // The routes that take a list of addresses are the ones with a body.
+    if (route.schema?.body) addHook(route, 'preHandler', chargeAddresses);
   });
+}
+
+/** Adds a hook to a route's own, after those it declares. */
+function addHook(route: RouteOptions, name: 'onRequest' | 'preHandler', hook: unknown): void {
+  const hooks = route as unknown as Record<typeof name, unknown>;
+  const existing = hooks[name];
+  hooks[name] = [...(existing === undefined ? [] : Array.isArray(existing) ? (existing as unknown[]) : [existing]), hook];
 }
 
 export default fp(auth, { name: 'auth', dependencies: ['database', 'redis', 'metrics', 'invalidations'] });
