@@ -68,10 +68,14 @@ export async function subscribeRedis(redis: Redis, keyPrefix: string, handler: H
     const message = parse(text);
     if (message) handler(message);
   });
-  // ioredis subscribes again by itself after a reconnection.
-  await subscriber.subscribe(redisChannel(keyPrefix)).catch((error: unknown) => {
-    log.warn(`invalidations: not subscribed on Redis yet (${errorMessage(error)}); keys are checked again every few seconds meanwhile`);
-  });
+  // Subscribed on every (re)connection: ioredis renews only subscriptions that once succeeded, and Redis may
+  // have been down at boot. Subscribing twice to a channel is harmless.
+  const subscribe = () =>
+    subscriber.subscribe(redisChannel(keyPrefix)).catch((error: unknown) => {
+      log.warn(`invalidations: not subscribed on Redis yet (${errorMessage(error)}); keys are checked again every few seconds meanwhile`);
+    });
+  subscriber.on('ready', () => void subscribe());
+  await subscribe();
   return { close: async () => void subscriber.disconnect() };
 }
 

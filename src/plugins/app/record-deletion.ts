@@ -92,7 +92,8 @@ async function recordRemoval(app: FastifyInstance) {
     await boss.unschedule(RETENTION_QUEUE);
     return;
   }
-  await boss.work(RETENTION_QUEUE, async () => void (await removal.purgeUnseen()));
+  // Polled seldom: the job comes once a day, and a minute's delay costs nothing.
+  await boss.work(RETENTION_QUEUE, { pollingIntervalSeconds: 60 }, async () => void (await removal.purgeUnseen()));
   await boss.schedule(RETENTION_QUEUE, RETENTION_CRON, {}, { tz: 'UTC' });
 }
 
