@@ -171,7 +171,8 @@ async function main(): Promise<number> {
     const cellWindows = windows.length;
     await scenario(rows, notes, name, async () => {
       const double = await startCymruWhois({ queryLatencyMs: fixedLatencyFor(cell.latencyMs), perAddressLatencyMs });
-      cleanups.push({ what: `close the Cymru double of ${cellName(cell)}`, run: () => double.close() });
+      const closeDouble = { what: `close the Cymru double of ${cellName(cell)}`, run: () => double.close() };
+      cleanups.push(closeDouble);
       const service = await startChild({
         name: `service, ${cellName(cell)}`,
         script: 'dist/server.js',
@@ -186,6 +187,7 @@ async function main(): Promise<number> {
       } finally {
         await service.stop();
         await double.close();
+        cleanups.splice(cleanups.indexOf(closeDouble), 1);
       }
     });
     for (const row of rows.slice(-4)) process.stderr.write(`bench:   ${row.scenario}: ${row.measured}, ${row.value} ${verdict(row.pass)}\n`);

@@ -41,6 +41,12 @@ export interface EnrichResult {
   stats: EnrichStats;
 }
 
+/**
+ * Takes the answers of the next inputs, in input order, each an IpRecord serialized as JSON; called as the
+ * chunks that hold their addresses finish, never twice for one input, at most `chunkSize` records a call.
+ */
+export type ResultsSink = (records: readonly string[]) => void;
+
 export interface EnrichOutcomes {
   /**
    * What each source answered now, or settled without asking, for every distinct routable address; a source
@@ -92,6 +98,8 @@ interface Work {
   fromL2: boolean;
   /** The record as merged once the address's work is done. */
   merged?: StoredRecord;
+  /** The answer for the address spelled canonically, serialized when its chunk settled (answers only). */
+  json?: string;
 }
 
 /** One request's view of the sources, and its tallies. */
@@ -138,14 +146,19 @@ export class Enricher {
   constructor(private readonly deps: EnricherDeps) {}
 
   async enrich(request: EnrichRequest): Promise<EnrichResult> {
-    const { parsed, work, stats } = await this.run(request, 'request');
-    const results = request.inputs.map((input, index) => {
-      const address = parsed[index] as ParsedAddress;
-      if (address.kind !== 'routable') return JSON.stringify(unroutedView(input, address));
-      const item = work.get(address.ip)!;
-      return routableJson(input, item.merged!, item.outcomes);
-    });
+    const results: string[] = [];
+    const stats = await this.enrichInOrder(request, (records) => results.push(...records));
     return { results, stats };
+  }
+
+  /**
+   * The answer of a request handed over as it becomes final: the records of every input whose address's
+   * chunk has finished, up to the first one still under way, so that a long list is serialized and sent
+   * while its last bulk queries are in flight. Rejects if the request fails, whatever it handed over already.
+   */
+  async enrichInOrder(request: EnrichRequest, sink: ResultsSink): Promise<EnrichStats> {
+    const { stats } = await this.run(request, 'request', sink);
+    return stats;
   }
 
   /**
@@ -175,7 +188,8 @@ export class Enricher {
   private async run(
     request: EnrichRequest,
     kind: EnrichKind,
-  ): Promise<{ parsed: ParsedAddress[]; work: Map<string, Work>; stats: EnrichStats }> {
+    sink?: ResultsSink,
+  ): Promise<{ work: Map<string, Work>; stats: EnrichStats }> {
     const started = performance.now();
     const parsed = request.inputs.map((input) => parseAddress(input));
     const work = new Map<string, Work>();
@@ -207,15 +221,16 @@ export class Enricher {
       sources: { maxmind: noLookups(), cymru: noLookups(), greynoise: noLookups(), dshield: noLookups() },
     });
     const items = [...work.values()];
+    const answers = sink && new InputOrder(request.inputs, parsed, work, sink, this.deps.chunkSize);
     if (!state.context.refresh && this.answerableInProcess(items, state)) {
-      this.settle(items, state);
+      this.settle(items, state, answers);
     } else {
       // Chunks are collected one after another (tiers, then their queries leave) so that the first bulk
       // query is not held back by the collection of the whole list; their answers overlap freely.
       let collected: Promise<unknown> = Promise.resolve();
       await Promise.all(
         chunks(items, this.deps.chunkSize).map((part) => {
-          const chunk = this.runChunk(part, state, collected);
+          const chunk = this.runChunk(part, state, collected, answers);
           collected = chunk.collected;
           return chunk.done;
         }),
@@ -225,7 +240,7 @@ export class Enricher {
     const { stats } = state;
     stats.durationMs = elapsedMs(started);
     this.deps.onStats?.(stats, kind);
-    return { parsed, work, stats };
+    return { work, stats };
   }
 
   private begin(request: EnrichRequest, kind: EnrichKind, stats: EnrichStats): Request {
@@ -280,7 +295,7 @@ export class Enricher {
     return answerable;
   }
 
-  private runChunk(items: Work[], request: Request, previous: Promise<unknown>) {
+  private runChunk(items: Work[], request: Request, previous: Promise<unknown>, answers: InputOrder | undefined) {
     const collection = previous.then(async () => {
       await this.collect(items, request);
       // Wrapped, so that the collection settles once the queries have left, not when they have answered.
@@ -291,9 +306,9 @@ export class Enricher {
         () => undefined,
         () => undefined,
       ),
-      done: collection.then(async ({ answers }) => {
-        await answers;
-        await this.deps.tiers.fill(this.settle(items, request));
+      done: collection.then(async (asked) => {
+        await asked.answers;
+        await this.deps.tiers.fill(this.settle(items, request, answers));
       }),
     };
   }
@@ -324,7 +339,7 @@ export class Enricher {
    * addresses requests keep hot (and the churn of a 1,000,000-address job through the in-process LRU was
    * most of the garbage its worker's heap grew with).
    */
-  private settle(items: Work[], request: Request): StoredRecord[] {
+  private settle(items: Work[], request: Request, answers: InputOrder | undefined): StoredRecord[] {
     const cacheable: StoredRecord[] = [];
     const unchanged: string[] = [];
     for (const item of items) {
@@ -338,6 +353,8 @@ export class Enricher {
               sources: { ...(item.known?.sources ?? EMPTY_SOURCES), ...item.update },
               updatedAt: request.at.toISOString(),
             };
+      // Serialized now, while later chunks are still asking, rather than when the inputs before it are done.
+      if (answers) item.json = routableJson(item.ip, item.merged, item.outcomes);
       if (request.kind === 'request' ? changed || item.fromL2 : changed && item.known !== undefined && !item.fromL2) {
         cacheable.push(item.merged);
       }
@@ -345,6 +362,7 @@ export class Enricher {
       if (!changed && item.known) unchanged.push(item.ip);
     }
     this.deps.lookups.record(unchanged);
+    answers?.flush();
     return cacheable;
   }
 
@@ -417,5 +435,45 @@ export class Enricher {
       item.counted = true;
     }
     if (updates.length > 0) await this.deps.store.save(updates, at);
+  }
+}
+
+/**
+ * Hands a request's answers to its sink in input order: each time a chunk settles, every input from the
+ * first one not handed over yet whose address is settled (or which needs no lookup at all), up to the first
+ * one whose address's chunk is still under way.
+ */
+class InputOrder {
+  #next = 0;
+
+  constructor(
+    private readonly inputs: readonly string[],
+    private readonly parsed: readonly ParsedAddress[],
+    private readonly work: ReadonlyMap<string, Work>,
+    private readonly sink: ResultsSink,
+    private readonly sliceSize: number,
+  ) {}
+
+  flush(): void {
+    let records: string[] = [];
+    for (; this.#next < this.inputs.length; this.#next++) {
+      const json = this.#answer(this.#next);
+      if (json === undefined) break;
+      records.push(json);
+      if (records.length === this.sliceSize) {
+        this.sink(records);
+        records = [];
+      }
+    }
+    if (records.length > 0) this.sink(records);
+  }
+
+  #answer(index: number): string | undefined {
+    const input = this.inputs[index] as string;
+    const address = this.parsed[index] as ParsedAddress;
+    if (address.kind !== 'routable') return JSON.stringify(unroutedView(input, address));
+    const item = this.work.get(address.ip)!;
+    if (item.merged === undefined) return undefined;
+    return input === item.ip ? item.json : routableJson(input, item.merged, item.outcomes);
   }
 }
