@@ -292,6 +292,39 @@ describe('the streamed answer of POST /enrich', () => {
   });
 });
 
+describe('concurrent requests for the same addresses', () => {
+  let shared: Harness;
+  beforeAll(async () => {
+    shared = await startHarness({
+      config: { CYMRU_BATCH_SIZE: 500, ENRICH_MAX_IPS: 500 },
+      cymru: { queryLatencyMs: 100 },
+      upstream: { latencyMs: 100 },
+    });
+  });
+  afterAll(async () => shared.close());
+
+  it('make one Team Cymru query for two identical 500-address lists sent at the same moment', async () => {
+    const ips = Array.from({ length: 500 }, (_, k) => `47.${k >> 8}.${k & 255}.9`);
+    const post = () => shared.app.inject({ method: 'POST', url: '/enrich', payload: { ips, sources: ['maxmind', 'cymru'] } });
+    const [first, second] = await Promise.all([post(), post()]);
+    expect(shared.cymru.connections).toHaveLength(1);
+    const records = (response: typeof first) => response.json<EnrichAnswer>().results;
+    expect(records(second).map((record) => [record.ip, record.status, record.asn?.number])).toEqual(
+      records(first).map((record) => [record.ip, 'ok', record.asn?.number]),
+    );
+    expect(second.json<EnrichAnswer>().stats.sources.cymru).toMatchObject({ lookups: 500, ok: 500 });
+  });
+
+  it('cost one GreyNoise call for a hot address asked by 100 requests at once', async () => {
+    const answers = await Promise.all(
+      Array.from({ length: 100 }, () => shared.app.inject({ method: 'GET', url: '/ip/47.200.1.1?sources=greynoise' })),
+    );
+    expect(answers.every((answer) => answer.statusCode === 200)).toBe(true);
+    expect(shared.greynoise.requestsFor('47.200.1.1')).toHaveLength(1);
+    expect(new Set(answers.map((answer) => answer.json<IpRecord>().sources.greynoise.status))).toEqual(new Set(['not_found']));
+  });
+});
+
 describe('rejected requests', () => {
   const cases: Array<[string, string | object, number, RegExp]> = [
     ['a body that is not JSON', '{"ips": [', 400, /not valid JSON/],
