@@ -1,5 +1,4 @@
 import { elapsedMs, type TieredLoader, type TierStats } from '../cache/tiered-loader.js';
-import { chunks } from '../chunks.js';
 import type { Clock } from '../clock.js';
 import type { RecordUpdate } from '../db/record-store.js';
 import { parseAddress, type ParsedAddress } from '../ip/address.js';
@@ -115,6 +114,17 @@ interface Request {
 const ALL_SOURCES: ReadonlySet<SourceName> = new Set(SOURCE_NAMES);
 const EMPTY_SOURCES: StoredSources = { maxmind: null, cymru: null, greynoise: null, dshield: null };
 
+const newWork = (ip: string): Work => ({
+  ip,
+  known: undefined,
+  plan: undefined,
+  fromL2: false,
+  outcomes: {},
+  update: {},
+  saved: undefined,
+  counted: false,
+});
+
 const noLookups = (): SourceCounters => ({ lookups: 0, ok: 0, notFound: 0, errors: 0, rateLimited: 0 });
 const noReads = (): TierStats => ({ hits: 0, misses: 0, durationMs: 0 });
 
@@ -191,53 +201,69 @@ export class Enricher {
     sink?: ResultsSink,
   ): Promise<{ work: Map<string, Work>; stats: EnrichStats }> {
     const started = performance.now();
-    const parsed = request.inputs.map((input) => parseAddress(input));
-    const work = new Map<string, Work>();
-    let invalid = 0;
-    let bogon = 0;
-    for (const address of parsed) {
-      if (address.kind === 'invalid') invalid += 1;
-      else if (address.kind === 'bogon') bogon += 1;
-      else if (!work.has(address.ip)) {
-        work.set(address.ip, {
-          ip: address.ip,
-          known: undefined,
-          plan: undefined,
-          fromL2: false,
-          outcomes: {},
-          update: {},
-          saved: undefined,
-          counted: false,
-        });
-      }
-    }
+    const { inputs } = request;
+    const { chunkSize } = this.deps;
     const state = this.begin(request, kind, {
-      total: request.inputs.length,
-      unique: work.size,
-      invalid,
-      bogon,
+      total: inputs.length,
+      unique: 0,
+      invalid: 0,
+      bogon: 0,
       durationMs: 0,
       tiers: { l1: noReads(), l2: noReads() },
       sources: { maxmind: noLookups(), cymru: noLookups(), greynoise: noLookups(), dshield: noLookups() },
     });
-    const items = [...work.values()];
-    const answers = sink && new InputOrder(request.inputs, parsed, work, sink, this.deps.chunkSize);
-    if (!state.context.refresh && this.answerableInProcess(items, state)) {
+    const { stats } = state;
+    const parsed = new Array<ParsedAddress>(inputs.length);
+    const work = new Map<string, Work>();
+    const items: Work[] = [];
+    const answers = sink && new InputOrder(inputs, parsed, work, sink, chunkSize);
+    // Whether every address so far is in the process-local copy of L1 with nothing due; see answerableInProcess.
+    let answerable = !state.context.refresh;
+    let launched = 0;
+    const running: Array<Promise<void>> = [];
+    let collected: Promise<unknown> = Promise.resolve();
+    const launch = (part: Work[]) => {
+      const chunk = this.runChunk(part, state, collected, answers);
+      collected = chunk.collected;
+      // Awaited below with the others; a chunk that fails while the list is still being read must not go unheard.
+      chunk.done.catch(() => undefined);
+      running.push(chunk.done);
+    };
+
+    // The list is read a chunk's worth of distinct addresses at a time, and once it is clear that it is not
+    // answered in process, each chunk is started as soon as it is read: the first bulk query leaves while the
+    // rest of a long list is still being parsed. Chunks are collected one after another (tiers, then their
+    // queries leave) so that the first bulk query is not held back by the collection of the others; their
+    // answers overlap freely.
+    let index = 0;
+    while (index < inputs.length) {
+      const fresh: Work[] = [];
+      for (; index < inputs.length && fresh.length < chunkSize; index++) {
+        const address = parseAddress(inputs[index] as string);
+        parsed[index] = address;
+        if (address.kind === 'invalid') stats.invalid += 1;
+        else if (address.kind === 'bogon') stats.bogon += 1;
+        else if (!work.has(address.ip)) {
+          const item = newWork(address.ip);
+          work.set(address.ip, item);
+          fresh.push(item);
+        }
+      }
+      items.push(...fresh);
+      if (answerable) answerable = this.answerableInProcess(fresh, state);
+      if (answerable) continue;
+      for (; items.length - launched >= chunkSize; launched += chunkSize) launch(items.slice(launched, launched + chunkSize));
+      // Lets the chunks just started reach their tiers and their upstreams before the rest is read.
+      if (index < inputs.length) await new Promise((resolve) => setImmediate(resolve));
+    }
+    stats.unique = work.size;
+    if (answerable) {
       this.settle(items, state, answers);
     } else {
-      // Chunks are collected one after another (tiers, then their queries leave) so that the first bulk
-      // query is not held back by the collection of the whole list; their answers overlap freely.
-      let collected: Promise<unknown> = Promise.resolve();
-      await Promise.all(
-        chunks(items, this.deps.chunkSize).map((part) => {
-          const chunk = this.runChunk(part, state, collected, answers);
-          collected = chunk.collected;
-          return chunk.done;
-        }),
-      );
+      if (launched < items.length) launch(items.slice(launched));
+      await Promise.all(running);
     }
 
-    const { stats } = state;
     stats.durationMs = elapsedMs(started);
     this.deps.onStats?.(stats, kind);
     return { work, stats };
@@ -470,7 +496,9 @@ class InputOrder {
 
   #answer(index: number): string | undefined {
     const input = this.inputs[index] as string;
-    const address = this.parsed[index] as ParsedAddress;
+    const address = this.parsed[index];
+    // Not read yet: the chunk that settled is further on than the list has been read.
+    if (address === undefined) return undefined;
     if (address.kind !== 'routable') return JSON.stringify(unroutedView(input, address));
     const item = this.work.get(address.ip)!;
     if (item.merged === undefined) return undefined;
