@@ -20,7 +20,8 @@ import {
   type PlanContext,
   type RateLimitedSource,
 } from './plan.js';
-import { routableJson, unroutedView, type Outcomes } from './record-view.js';
+import { InputOrder } from './input-order.js';
+import { routableJson, type Outcomes } from './record-view.js';
 import type { EnrichStats, SourceCounters } from './stats.js';
 import type { Freshness, SourceSet } from './sources.js';
 
@@ -34,17 +35,15 @@ export interface EnrichRequest {
   signal?: AbortSignal;
 }
 
+import type { ResultsSink } from './input-order.js';
+
 export interface EnrichResult {
   /** One IpRecord per input, in input order, already serialized as JSON. */
   results: string[];
   stats: EnrichStats;
 }
 
-/**
- * Takes the answers of the next inputs, in input order, each an IpRecord serialized as JSON; called as the
- * chunks that hold their addresses finish, never twice for one input, at most `chunkSize` records a call.
- */
-export type ResultsSink = (records: readonly string[]) => void;
+export type { ResultsSink } from './input-order.js';
 
 export interface EnrichOutcomes {
   /**
@@ -258,7 +257,8 @@ export class Enricher {
     }
     stats.unique = work.size;
     if (answerable) {
-      this.settle(items, state, answers);
+      this.settle(items, state, answers !== undefined);
+      answers?.flush();
     } else {
       if (launched < items.length) launch(items.slice(launched));
       await Promise.all(running);
@@ -325,7 +325,7 @@ export class Enricher {
     const collection = previous.then(async () => {
       await this.collect(items, request);
       // Wrapped, so that the collection settles once the queries have left, not when they have answered.
-      return { answers: this.askAndSave(items, request) };
+      return { answers: this.askAndWrite(items, request) };
     });
     return {
       collected: collection.then(
@@ -333,8 +333,13 @@ export class Enricher {
         () => undefined,
       ),
       done: collection.then(async (asked) => {
-        await asked.answers;
-        await this.deps.tiers.fill(this.settle(items, request, answers));
+        const writes = await asked.answers;
+        // Merged and serialized while the writes are under way; handed over once they are done, since an
+        // answer says what is stored.
+        const cacheable = this.settle(items, request, answers !== undefined);
+        await Promise.all(writes);
+        answers?.flush();
+        await this.deps.tiers.fill(cacheable);
       }),
     };
   }
@@ -365,7 +370,7 @@ export class Enricher {
    * addresses requests keep hot (and the churn of a 1,000,000-address job through the in-process LRU was
    * most of the garbage its worker's heap grew with).
    */
-  private settle(items: Work[], request: Request, answers: InputOrder | undefined): StoredRecord[] {
+  private settle(items: Work[], request: Request, serialize: boolean): StoredRecord[] {
     const cacheable: StoredRecord[] = [];
     const unchanged: string[] = [];
     for (const item of items) {
@@ -380,7 +385,7 @@ export class Enricher {
               updatedAt: request.at.toISOString(),
             };
       // Serialized now, while later chunks are still asking, rather than when the inputs before it are done.
-      if (answers) item.json = routableJson(item.ip, item.merged, item.outcomes);
+      if (serialize) item.json = routableJson(item.ip, item.merged, item.outcomes);
       if (request.kind === 'request' ? changed || item.fromL2 : changed && item.known !== undefined && !item.fromL2) {
         cacheable.push(item.merged);
       }
@@ -388,16 +393,23 @@ export class Enricher {
       if (!changed && item.known) unchanged.push(item.ip);
     }
     this.deps.lookups.record(unchanged);
-    answers?.flush();
     return cacheable;
   }
 
   /**
-   * Asks every source what its plan says for these addresses, and writes each answer as it arrives: the
-   * Team Cymru part as soon as the bulk query is done, the rate-limited sources after.
+   * Asks every source what its plan says for these addresses, and starts writing each answer as it arrives:
+   * the Team Cymru part as soon as the bulk query is done, the rate-limited sources after. Resolves once every
+   * source has answered, with the writes, which may still be under way.
    */
-  private async askAndSave(items: Work[], request: Request): Promise<void> {
+  private async askAndWrite(items: Work[], request: Request): Promise<Array<Promise<void>>> {
     const { sources } = this.deps;
+    const writes: Array<Promise<void>> = [];
+    const write = (part: Iterable<Work>) => {
+      const written = this.persist(part, request.at);
+      // Awaited by the chunk once the other sources have answered too; a failure before then must not go unheard.
+      written.catch(() => undefined);
+      writes.push(written);
+    };
     const fetchedAt = request.at.toISOString();
     const record = (item: Work, source: SourceName, outcome: SourceOutcome<unknown>) => {
       item.outcomes[source] = outcome;
@@ -431,7 +443,7 @@ export class Enricher {
     const pending: Array<Promise<unknown>> = [];
     if (cymruDue.size > 0) {
       pending.push(
-        sources.cymru.lookupStreaming([...cymruDue.keys()], (results) => this.persist(recordAll(cymruDue, 'cymru', results), request.at)),
+        sources.cymru.lookupStreaming([...cymruDue.keys()], (results) => write(recordAll(cymruDue, 'cymru', results))),
       );
     }
     for (const source of RATE_LIMITED_SOURCES) {
@@ -442,7 +454,8 @@ export class Enricher {
       pending.push(sources[source].lookup([...due.keys()], options).then((results) => recordAll(due, source, results)));
     }
     if (pending.length > 0) await Promise.all(pending);
-    await this.persist(items, request.at);
+    write(items);
+    return writes;
   }
 
   /** Writes what these addresses learned and has not been written yet, counting each address once. */
@@ -464,44 +477,3 @@ export class Enricher {
   }
 }
 
-/**
- * Hands a request's answers to its sink in input order: each time a chunk settles, every input from the
- * first one not handed over yet whose address is settled (or which needs no lookup at all), up to the first
- * one whose address's chunk is still under way.
- */
-class InputOrder {
-  #next = 0;
-
-  constructor(
-    private readonly inputs: readonly string[],
-    private readonly parsed: readonly ParsedAddress[],
-    private readonly work: ReadonlyMap<string, Work>,
-    private readonly sink: ResultsSink,
-    private readonly sliceSize: number,
-  ) {}
-
-  flush(): void {
-    let records: string[] = [];
-    for (; this.#next < this.inputs.length; this.#next++) {
-      const json = this.#answer(this.#next);
-      if (json === undefined) break;
-      records.push(json);
-      if (records.length === this.sliceSize) {
-        this.sink(records);
-        records = [];
-      }
-    }
-    if (records.length > 0) this.sink(records);
-  }
-
-  #answer(index: number): string | undefined {
-    const input = this.inputs[index] as string;
-    const address = this.parsed[index];
-    // Not read yet: the chunk that settled is further on than the list has been read.
-    if (address === undefined) return undefined;
-    if (address.kind !== 'routable') return JSON.stringify(unroutedView(input, address));
-    const item = this.work.get(address.ip)!;
-    if (item.merged === undefined) return undefined;
-    return input === item.ip ? item.json : routableJson(input, item.merged, item.outcomes);
-  }
-}

@@ -80,8 +80,8 @@ export class CymruClient implements BulkAsnSource {
    *
    * An address another lookup's query is asking for already is not asked again: its answer comes from that
    * query (two identical lists sent at once make one set of queries). Such an address is counted as asked
-   * until the query's own caller has taken its answer in, so that a lookup arriving between the answer and
-   * its caller's write of it does not ask again either.
+   * until the query's own onBatch has returned (the cascade starts its write there); a lookup that arrives
+   * after that and before the write is done asks again, as it would for an address nobody asked about.
    */
   async lookupStreaming(
     ips: readonly string[],

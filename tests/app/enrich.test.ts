@@ -297,8 +297,10 @@ describe('concurrent requests for the same addresses', () => {
   beforeAll(async () => {
     shared = await startHarness({
       config: { CYMRU_BATCH_SIZE: 500, ENRICH_MAX_IPS: 500 },
-      cymru: { queryLatencyMs: 100 },
-      upstream: { latencyMs: 100 },
+      // Long enough for every request to have read the tiers and reached the upstream while the first one's
+      // lookup is still out, however slowly this machine runs them: "at once".
+      cymru: { queryLatencyMs: 500 },
+      upstream: { latencyMs: 500 },
     });
   });
   afterAll(async () => shared.close());
