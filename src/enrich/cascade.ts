@@ -20,7 +20,7 @@ import {
   type PlanContext,
   type RateLimitedSource,
 } from './plan.js';
-import { InputOrder } from './input-order.js';
+import { InputOrder, type ResultsSink } from './input-order.js';
 import { routableJson, type Outcomes } from './record-view.js';
 import type { EnrichStats, SourceCounters } from './stats.js';
 import type { Freshness, SourceSet } from './sources.js';
@@ -35,15 +35,13 @@ export interface EnrichRequest {
   signal?: AbortSignal;
 }
 
-import type { ResultsSink } from './input-order.js';
-
 export interface EnrichResult {
   /** One IpRecord per input, in input order, already serialized as JSON. */
   results: string[];
   stats: EnrichStats;
 }
 
-export type { ResultsSink } from './input-order.js';
+export type { ResultsSink };
 
 export interface EnrichOutcomes {
   /**
