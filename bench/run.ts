@@ -3,8 +3,11 @@
  * doubles of the tests, driven and timed from here. Prints one table of measured values against their
  * ideal or bound and target; a missed target is a FAIL row, not a failed run.
  *
- * BENCH_CPU_PROF_DIR=<dir> runs the service with --cpu-prof, leaves its profile there and adds to the notes
- * where the service's CPU went during each scenario.
+ * The matrix (README, Performance) runs each cold cell on a service booted for it; `--only` and the other
+ * flags of bench/options.ts run a part of it.
+ *
+ * BENCH_CPU_PROF_DIR=<dir> runs each service with --cpu-prof, leaves its profile in a folder of its own
+ * there and adds to the notes where the service's CPU went during each window.
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
