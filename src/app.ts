@@ -13,6 +13,7 @@ import limiters from './plugins/app/limiters.js';
 import metrics from './plugins/app/metrics.js';
 import readiness from './plugins/app/readiness.js';
 import sources from './plugins/app/sources.js';
+import tracing from './plugins/app/tracing.js';
 import database from './plugins/external/database.js';
 import maxmind from './plugins/external/maxmind.js';
 import redis from './plugins/external/redis.js';
@@ -27,6 +28,7 @@ import { JOB_SCHEMAS } from './schemas/jobs.js';
 import { ProblemSchema } from './schemas/problem.js';
 import { ReadinessSchema } from './schemas/readiness.js';
 import { RECORD_SCHEMAS } from './schemas/record.js';
+import { withTraceIds } from './tracing/logging.js';
 import { PRODUCT, VERSION } from './version.js';
 
 export type { AppOverrides };
@@ -44,7 +46,7 @@ declare module 'fastify' {
  * own parts. Every role has them all: the jobs plugin runs jobs only where ROLE says so, and the API routes
  * are served where it says so (see registerApi).
  */
-export const ENRICHMENT_PLUGINS = [readiness, database, redis, maxmind, cache, limiters, sources, metrics, enricher, jobs];
+export const ENRICHMENT_PLUGINS = [tracing, readiness, database, redis, maxmind, cache, limiters, sources, metrics, enricher, jobs];
 
 export const API_SCHEMAS = [...RECORD_SCHEMAS, ProblemSchema, EnrichStatsSchema, ReadinessSchema, ...JOB_SCHEMAS];
 
@@ -111,7 +113,7 @@ export async function registerApi(app: FastifyInstance, config: Config): Promise
 
 export async function buildApp(config: Config, overrides: AppOverrides = {}): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: overrides.logger ?? { level: config.LOG_LEVEL },
+    logger: withTraceIds(overrides.logger ?? { level: config.LOG_LEVEL }),
     // Room for ENRICH_MAX_IPS addresses of the longest textual form, so the 413 names the real limit.
     bodyLimit: Math.max(1024 * 1024, config.ENRICH_MAX_IPS * 64),
     // A line per request would dominate the cost of a cached lookup; debug and trace still log them.

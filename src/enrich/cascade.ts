@@ -11,6 +11,7 @@ import {
   type StoredSourceState,
   type StoredSources,
 } from '../record/model.js';
+import { traceChunk, traceEnrich } from '../tracing/enrich.js';
 import {
   cymruStillDue,
   nothingDue,
@@ -138,7 +139,7 @@ export class Enricher {
   constructor(private readonly deps: EnricherDeps) {}
 
   async enrich(request: EnrichRequest): Promise<EnrichResult> {
-    const { parsed, work, stats } = await this.run(request, 'request');
+    const { parsed, work, stats } = await traceEnrich('request', request.inputs.length, () => this.run(request, 'request'));
     const results = request.inputs.map((input, index) => {
       const address = parsed[index] as ParsedAddress;
       if (address.kind !== 'routable') return JSON.stringify(unroutedView(input, address));
@@ -153,7 +154,7 @@ export class Enricher {
    * answer is serialized, and what each source said is handed back instead.
    */
   async enrichOutcomes(request: EnrichRequest): Promise<EnrichOutcomes> {
-    const { work, stats } = await this.run(request, 'job');
+    const { work, stats } = await traceEnrich('job', request.inputs.length, () => this.run(request, 'job'));
     const outcomes = new Map<string, Outcomes>();
     for (const item of work.values()) outcomes.set(item.ip, item.outcomes);
     return { outcomes, stats };
@@ -281,6 +282,10 @@ export class Enricher {
   }
 
   private runChunk(items: Work[], request: Request, previous: Promise<unknown>) {
+    return traceChunk(items.length, () => this.chunkPipeline(items, request, previous));
+  }
+
+  private chunkPipeline(items: Work[], request: Request, previous: Promise<unknown>) {
     const collection = previous.then(async () => {
       await this.collect(items, request);
       // Wrapped, so that the collection settles once the queries have left, not when they have answered.
