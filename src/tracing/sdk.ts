@@ -50,6 +50,9 @@ export function startTracing(env: Env, options: TracingOptions = {}): Tracing | 
   const fastify = new FastifyOtelInstrumentation({
     // Scrapes and probes every few seconds would bury the requests in traces of their own.
     ignorePaths: ({ url }) => url === '/metrics' || url === '/healthz' || url === '/readyz',
+    // The request and its handler only: a span per hook (the validation, the metrics timer, the problem
+    // handlers) costs a span each on every request and says nothing about where its time went.
+    instrumentHooks: false,
   });
   const sdk = new NodeSDK({
     ...(env.OTEL_SERVICE_NAME === undefined ? { serviceName: PRODUCT } : {}),

@@ -143,7 +143,10 @@ describe('the dashboard and the alert rules against the metrics the service expo
 
   it('are each described in README', async () => {
     const readme = await readFile(join(ROOT, 'README.md'), 'utf8');
-    const section = readme.slice(readme.indexOf('## Dashboards and alerts'));
+    const start = readme.indexOf('\n## Dashboards and alerts\n');
+    expect(start).toBeGreaterThan(0);
+    const end = readme.indexOf('\n## ', start + 1);
+    const section = readme.slice(start, end === -1 ? undefined : end);
     const titles = panelsOf((await dashboard()).panels)
       .filter((panel) => panel.targets)
       .map((panel) => panel.title!);
