@@ -1,5 +1,4 @@
 import { trace } from '@opentelemetry/api';
-import type { FastifyServerOptions } from 'fastify';
 import { activeTracer } from './spans.js';
 
 /** The ids of the span a log line is written in, under the names OpenTelemetry's log data model uses. */
@@ -15,7 +14,7 @@ function traceFields(): Record<string, string> {
  * tracing is on (a mixin of the caller's own wins); otherwise, or for a boolean, the options as they are, so that lines
  * cost nothing more.
  */
-export function withTraceIds(logger: FastifyServerOptions['logger']): FastifyServerOptions['logger'] {
+export function withTraceIds<T extends boolean | object | undefined>(logger: T): T {
   if (activeTracer() === undefined || typeof logger !== 'object') return logger;
   return { mixin: traceFields, ...logger };
 }
