@@ -18,6 +18,7 @@ import readiness from './plugins/app/readiness.js';
 import recordRemoval from './plugins/app/record-deletion.js';
 import { echoRequestIds, requestId } from './plugins/app/request-id.js';
 import sources from './plugins/app/sources.js';
+import tracing from './plugins/app/tracing.js';
 import database from './plugins/external/database.js';
 import maxmind from './plugins/external/maxmind.js';
 import redis from './plugins/external/redis.js';
@@ -36,6 +37,7 @@ import { ProblemSchema } from './schemas/problem.js';
 import { ReadinessSchema } from './schemas/readiness.js';
 import { RECORD_SCHEMAS } from './schemas/record.js';
 import { RecordDeletionSchema } from './schemas/records.js';
+import { withTraceIds } from './tracing/logging.js';
 import { PRODUCT, VERSION } from './version.js';
 
 export type { AppOverrides };
@@ -54,6 +56,7 @@ declare module 'fastify' {
  * are served where it says so (see registerApi).
  */
 export const ENRICHMENT_PLUGINS = [
+  tracing,
   readiness,
   database,
   redis,
@@ -139,7 +142,7 @@ export async function registerApi(app: FastifyInstance, config: Config): Promise
 
 export async function buildApp(config: Config, overrides: AppOverrides = {}): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: overrides.logger ?? serviceLogger(config),
+    logger: withTraceIds(overrides.logger ?? serviceLogger(config)),
     genReqId: requestId,
     // Room for ENRICH_MAX_IPS addresses of the longest textual form, so the 413 names the real limit.
     bodyLimit: Math.max(1024 * 1024, config.ENRICH_MAX_IPS * 64),

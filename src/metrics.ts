@@ -150,13 +150,31 @@ export interface JobGauges {
   oldestQueuedSeconds: number;
 }
 
-/** How long a scrape may reuse the jobs' state it read, so that its three gauges cost one query. */
-const JOB_GAUGES_REUSE_MS = 1000;
+/** How long a scrape may reuse a state it read, so that the gauges fed by one read cost one read. */
+const SCRAPE_REUSE_MS = 1000;
 /**
- * A scrape does not wait longer for the database; the job gauges then keep their last values, and every other
- * metric is still answered (a database outage is when they matter most).
+ * A scrape does not wait longer for a state read from the database or Redis; its gauges then keep their last
+ * values, and every other metric is still answered (an outage is when they matter most).
  */
-const JOB_GAUGES_WAIT_MS = 2000;
+const SCRAPE_WAIT_MS = 2000;
+
+/** `read`, called at most once per SCRAPE_REUSE_MS, its answer undefined when it fails or does not come in time. */
+function sampled<T>(read: () => Promise<T>): () => Promise<T | undefined> {
+  let last: { at: number; value: Promise<T | undefined> } | undefined;
+  return () => {
+    const now = Date.now();
+    if (!last || now - last.at > SCRAPE_REUSE_MS) {
+      let timer: NodeJS.Timeout | undefined;
+      const gaveUp = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), SCRAPE_WAIT_MS)));
+      const answer = read().catch(() => undefined);
+      last = { at: now, value: Promise.race([answer, gaveUp]).finally(() => clearTimeout(timer)) };
+    }
+    return last.value;
+  };
+}
+
+/** Overall readiness as /readyz reports it. */
+export const READINESS_STATES = ['ready', 'degraded', 'unready'] as const;
 
 /**
  * Prometheus counters for the cache tiers and the upstreams. Per-request numbers arrive through
@@ -249,17 +267,7 @@ export class Metrics {
 
   /** Gauges of the jobs' state, read from `read` when scraped (the jobs are shared by every replica). */
   trackJobs(statuses: readonly string[], read: () => Promise<JobGauges>): void {
-    let last: { at: number; gauges: Promise<JobGauges | undefined> } | undefined;
-    const current = () => {
-      const now = Date.now();
-      if (!last || now - last.at > JOB_GAUGES_REUSE_MS) {
-        let timer: NodeJS.Timeout | undefined;
-        const gaveUp = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), JOB_GAUGES_WAIT_MS)));
-        const answer = read().catch(() => undefined);
-        last = { at: now, gauges: Promise.race([answer, gaveUp]).finally(() => clearTimeout(timer)) };
-      }
-      return last.gauges;
-    };
+    const current = sampled(read);
     const registers = [this.registry];
     new Gauge({
       name: 'ipenrich_jobs',
@@ -289,6 +297,61 @@ export class Metrics {
         if (gauges) this.set(gauges.oldestQueuedSeconds);
       },
     });
+  }
+
+  /**
+   * Readiness as /readyz reports it, one series per state with 1 for the current one (0 for the others), read
+   * when scraped: `unready` while the database is unreachable, `degraded` while Redis is.
+   */
+  trackReadiness(read: () => Promise<{ status: (typeof READINESS_STATES)[number] }>): void {
+    const current = sampled(read);
+    new Gauge({
+      name: 'ipenrich_readiness',
+      help: 'readiness as /readyz reports it: 1 for the current state (ready, degraded: Redis unreachable, unready: database unreachable)',
+      labelNames: ['status'],
+      registers: [this.registry],
+      async collect() {
+        const report = await current();
+        if (report) for (const status of READINESS_STATES) this.set({ status }, report.status === status ? 1 : 0);
+      },
+    });
+  }
+
+  /** Seconds left of each rate-limited upstream's Retry-After block (shared by every replica with Redis), 0 when none. */
+  trackBlocks<S extends string>(sources: readonly S[], blockedUntil: (source: S) => Promise<number | null>, now: () => number): void {
+    const current = sampled(() => Promise.all(sources.map((source) => blockedUntil(source))));
+    new Gauge({
+      name: 'ipenrich_upstream_blocked_seconds',
+      help: 'seconds left of the Retry-After block (or backoff after failures) an upstream is under, 0 when none',
+      labelNames: ['source'],
+      registers: [this.registry],
+      async collect() {
+        const until = await current();
+        if (!until) return;
+        const at = now();
+        sources.forEach((source, index) => this.set({ source }, Math.max(0, ((until[index] ?? at) - at) / 1000)));
+      },
+    });
+  }
+
+  private readonly httpDuration = new DirectHistogram(
+    this.registry,
+    'ipenrich_http_request_duration_seconds',
+    'time from a request’s arrival to its answer sent, by route and status code',
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+  );
+
+  /**
+   * The observer of one route's answers. Its series are bound per status code on first use, so that a request
+   * costs a map lookup and the histogram's additions.
+   */
+  routeTimer(method: string, route: string): (statusCode: number, seconds: number) => void {
+    const byStatus = new Map<number, (seconds: number) => void>();
+    return (statusCode, seconds) => {
+      let observe = byStatus.get(statusCode);
+      if (!observe) byStatus.set(statusCode, (observe = this.httpDuration.bind({ method, route, status_code: String(statusCode) })));
+      observe(seconds);
+    };
   }
 
   /**

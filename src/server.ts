@@ -1,3 +1,5 @@
+// First: tracing must be running before any module loads `pg` (see src/tracing/start.ts).
+import './tracing/start.js';
 import { setFlagsFromString } from 'node:v8';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';

@@ -90,3 +90,40 @@ describe('Prometheus exposition', () => {
     expect(sample(await fed.text(), 'ipenrich_cymru_bulk_queries_total')).toBe(10);
   });
 });
+
+describe('Prometheus gauges and route timings', () => {
+  const totals = { cymruQueries: () => 0, cymruFailures: () => 0, limiterAdmitted: () => 0, limiterRefused: () => 0, cacheErrors: () => 0 };
+
+  it('times each route by method and status code, in seconds', async () => {
+    const metrics = new Metrics(totals);
+    const ip = metrics.routeTimer('GET', '/ip/:addr');
+    ip(200, 0.0004);
+    ip(200, 0.003);
+    ip(400, 0.0002);
+    metrics.routeTimer('POST', '/enrich')(200, 0.2);
+    const text = await metrics.text();
+    expect(sample(text, 'ipenrich_http_request_duration_seconds_count{method="GET",route="/ip/:addr",status_code="200"}')).toBe(2);
+    expect(sample(text, 'ipenrich_http_request_duration_seconds_bucket{method="GET",route="/ip/:addr",status_code="200",le="0.001"}')).toBe(1);
+    expect(sample(text, 'ipenrich_http_request_duration_seconds_count{method="GET",route="/ip/:addr",status_code="400"}')).toBe(1);
+    expect(sample(text, 'ipenrich_http_request_duration_seconds_sum{method="POST",route="/enrich",status_code="200"}')).toBeCloseTo(0.2);
+  });
+
+  it('shows the readiness state as 1 and the other states as 0', async () => {
+    const metrics = new Metrics(totals);
+    metrics.trackReadiness(() => Promise.resolve({ status: 'degraded' as const }));
+    const text = await metrics.text();
+    expect(sample(text, 'ipenrich_readiness{status="degraded"}')).toBe(1);
+    expect(sample(text, 'ipenrich_readiness{status="ready"}')).toBe(0);
+    expect(sample(text, 'ipenrich_readiness{status="unready"}')).toBe(0);
+  });
+
+  it('shows the seconds left of each upstream block, 0 for an upstream not blocked', async () => {
+    const metrics = new Metrics(totals);
+    const now = 1_800_000_000_000;
+    const until = { greynoise: now + 90_500, dshield: null };
+    metrics.trackBlocks(['greynoise', 'dshield'] as const, (source) => Promise.resolve(until[source]), () => now);
+    const text = await metrics.text();
+    expect(sample(text, 'ipenrich_upstream_blocked_seconds{source="greynoise"}')).toBe(90.5);
+    expect(sample(text, 'ipenrich_upstream_blocked_seconds{source="dshield"}')).toBe(0);
+  });
+});

@@ -1,4 +1,5 @@
 import type { StoredRecord } from '../record/model.js';
+import { traceTierRead } from '../tracing/enrich.js';
 import type { RecordCache } from './tier.js';
 
 /** L2: the stored records, read a list at a time (PostgreSQL's RecordStore in the service). */
@@ -57,13 +58,13 @@ export class TieredLoader {
     let missing = ips;
     if (!options.skipL1 && missing.length > 0) {
       const started = performance.now();
-      l1 = await this.l1.getMany(missing);
+      l1 = await traceTierRead('l1', missing.length, () => this.l1.getMany(missing));
       stats.l1 = { hits: l1.size, misses: missing.length - l1.size, durationMs: elapsedMs(started) };
       if (l1.size > 0) missing = missing.filter((ip) => !l1.has(ip));
     }
     if (missing.length === 0) return { l1, l2: NOTHING, stats };
     const started = performance.now();
-    const l2 = await this.l2.load(missing);
+    const l2 = await traceTierRead('l2', missing.length, () => this.l2.load(missing));
     stats.l2 = { hits: l2.size, misses: missing.length - l2.size, durationMs: elapsedMs(started) };
     return { l1, l2, stats };
   }

@@ -10,6 +10,7 @@ import {
   type StoredSourceState,
   type StoredSources,
 } from '../record/model.js';
+import { traceChunk, traceEnrich } from '../tracing/enrich.js';
 import {
   cymruStillDue,
   nothingDue,
@@ -164,7 +165,7 @@ export class Enricher {
    * while its last bulk queries are in flight. Rejects if the request fails, whatever it handed over already.
    */
   async enrichInOrder(request: EnrichRequest, sink: ResultsSink): Promise<EnrichStats> {
-    const { stats } = await this.run(request, 'request', sink);
+    const { stats } = await traceEnrich('request', request.inputs.length, () => this.run(request, 'request', sink));
     return stats;
   }
 
@@ -173,7 +174,7 @@ export class Enricher {
    * answer is serialized, and what each source said is handed back instead.
    */
   async enrichOutcomes(request: EnrichRequest): Promise<EnrichOutcomes> {
-    const { work, stats } = await this.run(request, 'job');
+    const { work, stats } = await traceEnrich('job', request.inputs.length, () => this.run(request, 'job'));
     const outcomes = new Map<string, Outcomes>();
     for (const item of work.values()) outcomes.set(item.ip, item.outcomes);
     return { outcomes, stats };
@@ -320,6 +321,10 @@ export class Enricher {
   }
 
   private runChunk(items: Work[], request: Request, previous: Promise<unknown>, answers: InputOrder | undefined) {
+    return traceChunk(items.length, () => this.chunkPipeline(items, request, previous, answers));
+  }
+
+  private chunkPipeline(items: Work[], request: Request, previous: Promise<unknown>, answers: InputOrder | undefined) {
     const collection = previous.then(async () => {
       await this.collect(items, request);
       // Wrapped, so that the collection settles once the queries have left, not when they have answered.

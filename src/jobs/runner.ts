@@ -4,6 +4,7 @@ import type { DatabaseHandle } from '../db/client.js';
 import type { Enricher } from '../enrich/cascade.js';
 import { errorMessage } from '../errors/message.js';
 import type { Metrics } from '../metrics.js';
+import { traceJobProgress, traceJobSlice } from '../tracing/jobs.js';
 import { nextAddresses, type AddressRow } from './inputs.js';
 import { maskOf, PASS_BITS, sourcesOf, type JobProgress, type Pass, type Phase } from './model.js';
 import { describePhase, settleChunk } from './progress.js';
@@ -207,6 +208,7 @@ class Slice {
     this.#abort.signal.throwIfAborted();
     const results = rows.map((row) => ({ ip: row.ip, due: row.due, outcomes: outcomes.get(row.ip) ?? {} }));
     const { addresses, finished } = settleChunk(this.#progress, results, asked, this.#jobMask, started, new Date(clock.now()));
+    traceJobProgress(this.#progress);
     addresses.forEach((address, index) => {
       const row = rows[index] as AddressRow;
       if ((address.due & PASS_BITS[pass]) !== 0 && address.retryAt !== undefined) {
@@ -318,7 +320,7 @@ export class JobRunner {
         (error: unknown) => this.#deps.log.warn({ err: error, job: jobId }, 'could not renew the lease of a job'),
       );
     }, (settings.leaseSeconds * 1000) / 3);
-    const run = slice.run();
+    const run = traceJobSlice(job, () => slice.run());
     this.#running.set(slice, run);
     try {
       const end = await run;

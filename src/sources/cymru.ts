@@ -5,6 +5,7 @@ import { chunks } from '../chunks.js';
 import { systemClock, type Clock } from '../clock.js';
 import type { BulkAsnSource, BulkSourceHealth } from '../enrich/sources.js';
 import type { Asn, SourceOutcome } from '../record/model.js';
+import { traceCymruQuery } from '../tracing/upstreams.js';
 import { parseBulkAnswer } from './cymru-parser.js';
 
 export interface CymruOptions {
@@ -138,7 +139,7 @@ export class CymruClient implements BulkAsnSource {
     for (let attempt = 0; attempt <= retries && pending.length > 0; attempt++) {
       if (attempt > 0) await this.#clock.sleep(this.#backoffMs(attempt - 1));
       const asked = pending;
-      const result = await this.#limit(() => this.#query(asked));
+      const result = await this.#limit(() => traceCymruQuery(asked.length, attempt + 1, () => this.#query(asked)));
       for (const ip of asked) {
         const asn = result.rows.get(ip);
         if (asn !== undefined) outcomes.set(ip, toOutcome(asn));

@@ -1,6 +1,7 @@
 import type { LookupOptions, PerAddressSource, SourceAvailability } from '../enrich/sources.js';
 import { answerEach } from '../limiter/admission.js';
 import type { DShield, SourceOutcome } from '../record/model.js';
+import { traceUpstreamCall } from '../tracing/upstreams.js';
 import { HttpUpstream, userAgent, type HttpUpstreamOptions, type UpstreamAnswer, type Verdict } from './http.js';
 import { parseJsonObject, text } from './json.js';
 
@@ -50,7 +51,7 @@ export class DShieldSource implements PerAddressSource<DShield> {
     const http = this.#http;
     if (!http) return Promise.resolve(answerEach(ips, () => ({ status: 'disabled', reason: DSHIELD_NO_CONTACT })));
     return http.lookupEach(ips, options, (ip, run) =>
-      http.get(`/api/ip/${ip}?json`, run, (answer) => this.#interpret(answer)),
+      traceUpstreamCall('dshield', () => http.get(`/api/ip/${ip}?json`, run, (answer) => this.#interpret(answer))),
     );
   }
 

@@ -1,6 +1,7 @@
 import type { LookupOptions, PerAddressSource, SourceAvailability } from '../enrich/sources.js';
 import { ipVersion } from '../ip/address.js';
 import type { GreyNoise, SourceOutcome } from '../record/model.js';
+import { traceUpstreamCall } from '../tracing/upstreams.js';
 import { VERSION } from '../version.js';
 import { HttpUpstream, userAgent, type HttpUpstreamOptions, type UpstreamAnswer, type Verdict } from './http.js';
 import { parseJsonObject, text } from './json.js';
@@ -43,7 +44,7 @@ export class GreyNoiseSource implements PerAddressSource<GreyNoise> {
     return this.#http.lookupEach(ips, options, (ip, run) => {
       const reason = this.unsupported(ip);
       if (reason !== undefined) return Promise.resolve({ status: 'unsupported', reason });
-      return this.#http.get(`/v3/community/${ip}`, run, (answer) => this.#interpret(ip, answer));
+      return traceUpstreamCall('greynoise', () => this.#http.get(`/v3/community/${ip}`, run, (answer) => this.#interpret(ip, answer)));
     });
   }
 

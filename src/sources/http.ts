@@ -4,6 +4,7 @@ import { systemClock, type Clock } from '../clock.js';
 import type { LookupOptions, SourceAvailability } from '../enrich/sources.js';
 import { LookupRun, type UpstreamAdmission } from '../limiter/admission.js';
 import type { SourceOutcome } from '../record/model.js';
+import { noteUpstreamAnswer, timeLimiterWait } from '../tracing/upstreams.js';
 import { PRODUCT } from '../version.js';
 import { SharedLookups } from './shared-lookups.js';
 
@@ -147,7 +148,7 @@ export class HttpUpstream {
         await this.#clock.sleep(pause, signal);
       }
       if (this.#refused && !probe) return this.#refused;
-      const pending = this.#admission.acquire(run);
+      const pending = timeLimiterWait(this.#admission.acquire(run));
       const admission = pending instanceof Promise ? await pending : pending;
       // The upstream may have been switched off while this request waited for the limiter.
       if (this.#refused && !probe) {
@@ -158,6 +159,7 @@ export class HttpUpstream {
       let answer: UpstreamAnswer | { failure: string };
       try {
         answer = await this.#send(path, run);
+        noteUpstreamAnswer(answer);
       } finally {
         admission.release();
       }
