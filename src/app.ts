@@ -151,6 +151,10 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     clientErrorHandler: answerClientError,
     // The refusal while closing is answered as problem+json by registerProblemHandlers.
     return503OnClosing: false,
+    // The embedded database's first start (PGlite's initdb) and the migrations run inside plugins; on a busy
+    // machine they took longer than Fastify's 10 s default. A server that never answers is bounded by
+    // DATABASE_TIMEOUT_MS instead.
+    pluginTimeout: 60_000,
   }).withTypeProvider<TypeBoxTypeProvider>();
   app.decorate('config', config);
   app.decorate('clock', overrides.clock ?? systemClock);
