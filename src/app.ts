@@ -17,11 +17,13 @@ import database from './plugins/external/database.js';
 import maxmind from './plugins/external/maxmind.js';
 import redis from './plugins/external/redis.js';
 import type { AppOverrides } from './plugins/overrides.js';
+import docsRoute from './routes/docs.js';
 import enrichRoute from './routes/enrich.js';
 import healthRoutes from './routes/health.js';
 import ipRoute from './routes/ip.js';
 import jobRoutes from './routes/jobs.js';
 import metricsRoute from './routes/metrics.js';
+import webRoute from './routes/web.js';
 import { EnrichStatsSchema } from './schemas/enrich.js';
 import { JOB_SCHEMAS } from './schemas/jobs.js';
 import { ProblemSchema } from './schemas/problem.js';
@@ -106,7 +108,12 @@ export async function registerApi(app: FastifyInstance, config: Config): Promise
   }
   await app.register(healthRoutes);
   await app.register(metricsRoute);
-  if (config.ROLE !== 'worker') app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  if (config.ROLE !== 'worker') {
+    app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+    // The analysts' page and the API reference are for people, and go wherever the API is.
+    await app.register(docsRoute);
+    await app.register(webRoute);
+  }
 }
 
 export async function buildApp(config: Config, overrides: AppOverrides = {}): Promise<FastifyInstance> {
