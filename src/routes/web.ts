@@ -31,13 +31,18 @@ function setHeaders(reply: FastifyReply, path: string): void {
   reply.header('x-content-type-options', 'nosniff');
 }
 
-/** The analysts' page at `/`: files of dist/web, read when asked (so a rebuild needs no restart). */
+/**
+ * The analysts' page: index.html at `/` and Vite's assets under `/assets/`, read from dist/web when asked (so a
+ * rebuild needs no restart). Nothing wider than /assets/* is routed: a catch-all would take the requests the
+ * API's own routes refuse (a path parameter over maxParamLength must stay a 414, not become a missing file).
+ */
 const webRoute: FastifyPluginAsync = async (app) => {
   if (!existsSync(join(WEB_ROOT, 'index.html'))) {
     app.log.info(`the web page is not built (${WEB_ROOT} has no index.html; npm run build makes it): / answers 404`);
     return;
   }
-  await app.register(fastifyStatic, { root: WEB_ROOT, cacheControl: false, setHeaders });
+  await app.register(fastifyStatic, { root: join(WEB_ROOT, 'assets'), prefix: '/assets/', index: false, cacheControl: false, setHeaders });
+  app.get('/', { schema: { hide: true } }, (_request, reply) => reply.sendFile('index.html', WEB_ROOT));
 };
 
 export default webRoute;

@@ -171,18 +171,19 @@ describe('the page at /', () => {
     expect(await firstRow.locator('td').nth(8).textContent()).toBe('400');
 
     const count = page.locator('#results-count');
-    await page.getByLabel('GreyNoise').selectOption('malicious');
+    const filters = page.getByRole('form', { name: 'filter the results' });
+    await filters.getByLabel('GreyNoise classification').selectOption('malicious');
     await expect.poll(() => count.textContent()).toBe(`${malicious.length} of 2,000 results match the filters`);
-    await page.getByLabel('GreyNoise').selectOption('');
-    await page.getByLabel('Country').selectOption('GB');
+    await filters.getByLabel('GreyNoise classification').selectOption('');
+    await filters.getByLabel('Country').selectOption('GB');
     await expect.poll(() => count.textContent()).toBe('50 of 2,000 results match the filters');
-    await page.getByLabel('Country').selectOption('');
-    await page.getByLabel('AS number').fill('AS1185');
+    await filters.getByLabel('Country').selectOption('');
+    await filters.getByLabel('AS number').fill('AS1185');
     await expect.poll(() => count.textContent()).toBe('390 of 2,000 results match the filters');
-    await page.getByLabel('AS number').fill('');
-    await page.getByLabel('DShield attacks at least').fill('200');
+    await filters.getByLabel('AS number').fill('');
+    await filters.getByLabel('DShield attacks at least').fill('200');
     await expect.poll(() => count.textContent()).toBe(`${attackers.filter((_, k) => 10 * (k + 1) >= 200).length} of 2,000 results match the filters`);
-    await page.getByLabel('Status').selectOption('ok');
+    await filters.getByLabel('Status').selectOption('ok');
     await expect.poll(() => count.textContent()).toBe('21 of 2,000 results match the filters');
     await browser.screenshot('results-filtered');
     await page.getByRole('button', { name: 'Clear the filters' }).click();

@@ -39,14 +39,14 @@ export function applyFilter(rows: Row[], filter: Filter): Row[] {
   );
 }
 
-/** The values present and how many rows have each, most frequent first. */
-export function tally<T>(rows: Row[], value: (row: Row) => T): Array<[T, number]> {
+/** The values present and how many rows have each, most frequent first (ties by value, whatever the table's order). */
+export function tally<T extends string | number | null>(rows: Row[], value: (row: Row) => T): Array<[T, number]> {
   const counts = new Map<T, number>();
   for (const row of rows) {
     const key = value(row);
     counts.set(key, (counts.get(key) ?? 0) + 1);
   }
-  return [...counts].sort((a, b) => b[1] - a[1]);
+  return [...counts].sort((a, b) => b[1] - a[1] || (a[0] === b[0] ? 0 : a[0] === null || (b[0] !== null && a[0] > b[0]) ? 1 : -1));
 }
 
 function fillSelect(id: string, anyLabel: string, options: Array<[string, number]>): void {

@@ -15,7 +15,11 @@ function asnText(record: ResultRecord): string | undefined {
 }
 
 function facts(record: ResultRecord): HTMLElement {
-  const { asn, geo, greynoise, dshield } = record;
+  const { asn, geo } = record;
+  // A source that knows nothing of the address says so in the sources table; only answers are facts.
+  const greynoise = record.sources.greynoise.status === 'ok' ? record.greynoise : null;
+  const dshield = record.dshield;
+  const reported = record.sources.dshield.status === 'ok';
   const items: HTMLElement[] = [];
   const asnLine = asnText(record);
   if (asn && asnLine) {
@@ -36,13 +40,14 @@ function facts(record: ResultRecord): HTMLElement {
     const riot = greynoise.riot ? ', a common business service (RIOT)' : '';
     items.push(...field('GreyNoise', `${greynoise.classification ?? 'unclassified'}: ${seen}${riot}`, greynoise.name ? ` · ${greynoise.name}` : ''));
   }
-  if (dshield) {
+  if (dshield && reported) {
     const counts = dshield.attacks === null && dshield.reports === null ? 'no reports' : `${number(dshield.attacks ?? 0)} attacks, ${number(dshield.reports ?? 0)} reports`;
     const seen = dshield.firstSeen ? ` · seen ${dshield.firstSeen} to ${dshield.lastSeen ?? '?'}` : '';
     items.push(...field('DShield', counts, seen));
     if (dshield.threatFeeds.length > 0) items.push(...field('Threat feeds', dshield.threatFeeds.join(', ')));
-    if (dshield.abuseContact) items.push(...field('Abuse contact', dshield.abuseContact));
   }
+  // ISC gives the network's abuse contact even for an address it has no reports of.
+  if (dshield?.abuseContact) items.push(...field('Abuse contact', dshield.abuseContact));
   return h('dl', { class: 'facts' }, ...items);
 }
 

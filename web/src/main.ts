@@ -30,7 +30,10 @@ setUpResults((ip) => {
   byId('lookup', HTMLElement).scrollIntoView();
   void lookUp(ip, false);
 });
-setUpList((job) => follow(job.id));
+setUpList((job) => {
+  follow(job.id);
+  byId('job', HTMLElement).scrollIntoView({ block: 'start' });
+});
 
 // A reload, or a link to the page with ?job=, picks the job up again.
 const resumed = new URL(window.location.href).searchParams.get('job');
