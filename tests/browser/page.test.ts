@@ -145,6 +145,7 @@ describe('the page at /', () => {
     expect(await page.locator('#job-phases li[data-phase="cymru"] .phase-text').textContent()).toBe('2,000 / 2,000 · 1,950 asked · 4 bulk queries · done');
     await expect.poll(() => page.locator('#results-count').textContent(), { timeout: 20_000 }).toBe('2,000 results');
     await browser.screenshot('job-completed');
+    await browser.screenshot('results', page.locator('#results'));
 
     // Virtualised: the document holds a screenful of the 2,000 rows, and the keyboard scrolls to the last.
     const table = page.locator('#results-table table');

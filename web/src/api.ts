@@ -58,7 +58,7 @@ export async function api(path: string, init: RequestInit = {}): Promise<Respons
     if (response.status !== 401) throw problem;
     // The key sent was refused: it is not kept, and the dialog shows why.
     if (sentKey) forgetKey();
-    const message = sentKey ? `${problem.title}: ${problem.detail}` : `The service asks for an API key. ${problem.detail}`;
+    const message = sentKey ? `${problem.title}: ${problem.detail}` : `The service asks for an API key: ${problem.detail}`;
     if (!(await askForKey(message))) throw problem;
   }
 }

@@ -1,7 +1,7 @@
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { chromium, type BrowserContext, type Locator, type Page } from 'playwright-core';
 import { ROOT } from '../../support/cli.js';
 
 /** Debian's Chromium (`apt-get install chromium`, as .ci/run does): Playwright's own download is not used. */
@@ -27,8 +27,8 @@ export interface Browser {
   page: Page;
   /** Every URL the pages asked for, in order. */
   requests: string[];
-  /** Saves what the page shows as `name`.png, and prints where. */
-  screenshot(name: string, page?: Page): Promise<string>;
+  /** Saves what the page shows (all of it, or one part) as `name`.png, and prints where. */
+  screenshot(name: string, part?: Locator): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -53,10 +53,10 @@ export async function launchBrowser(folder: string): Promise<Browser> {
     context,
     page,
     requests,
-    async screenshot(name, shown = page) {
+    async screenshot(name, part) {
       step += 1;
       const path = join(shots, `${String(step).padStart(2, '0')}-${name}.png`);
-      await shown.screenshot({ path, fullPage: true });
+      await (part ? part.screenshot({ path }) : page.screenshot({ path, fullPage: true }));
       console.log(`screenshot: ${path}`);
       return path;
     },
