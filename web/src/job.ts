@@ -1,5 +1,5 @@
 import type { JobPhaseView, JobView } from '../../src/schemas/jobs.js';
-import { api, apiJson, showError } from './api.js';
+import { api, ApiError, apiJson, showError } from './api.js';
 import { byId, duration, h, moment, number } from './dom.js';
 
 /* A job's progress (GET /jobs/{id}): a bar per pass, with counts, the ETA and any Retry-After wait. */
@@ -16,6 +16,10 @@ const PHASES: Array<{ name: PhaseName; label: string }> = [
 ];
 
 const POLL_MS = 1000;
+const RETRY_MS = 5000;
+
+/** No answer at all, or a 5xx (503 database-unavailable, shutting-down): worth asking again; a 4xx is not. */
+const passing = (error: unknown) => !(error instanceof ApiError) || error.status >= 500;
 const FINISHED = new Set(['completed', 'failed', 'cancelled']);
 
 export const isFinished = (job: JobView) => FINISHED.has(job.status);
@@ -75,15 +79,24 @@ export async function followJob(id: string, onFinished: (job: JobView) => void):
   const url = new URL(window.location.href);
   url.searchParams.set('job', id);
   window.history.replaceState(null, '', url);
+  let unanswered = false;
   for (;;) {
     let job: JobView;
     try {
       job = await apiJson<JobView>(`/jobs/${encodeURIComponent(id)}`);
     } catch (error) {
-      if (mine === following) showError('job-error', error);
-      return;
+      if (mine !== following) return;
+      showError('job-error', error);
+      unanswered = true;
+      // The job goes on without the page: a service that is down or busy for a moment is asked again.
+      if (!passing(error)) return;
+      await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
+      continue;
     }
     if (mine !== following) return;
+    // Only the poll's own error is cleared once it answers again (a refused cancel stays said).
+    if (unanswered) showError('job-error', undefined);
+    unanswered = false;
     render(job);
     if (isFinished(job)) {
       onFinished(job);
