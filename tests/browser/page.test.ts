@@ -225,9 +225,13 @@ describe('the API reference at /docs', () => {
   });
 });
 
-describe('requests', () => {
-  it('never leave the service: no CDN, no font, no tracker', () => {
+describe('the pages', () => {
+  it('never asked anything of another host: no CDN, no font, no tracker', () => {
     expect(browser.requests.length).toBeGreaterThan(10);
     expect(elsewhere(browser.requests, origin)).toEqual([]);
+  });
+
+  it('logged no error but the answers the tests asked for (the 400 of "not-an-ip"), and broke no policy', () => {
+    expect(browser.errors.filter((error) => !/^Failed to load resource: the server responded with a status of 400/.test(error))).toEqual([]);
   });
 });

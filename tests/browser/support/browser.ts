@@ -27,6 +27,8 @@ export interface Browser {
   page: Page;
   /** Every URL the pages asked for, in order. */
   requests: string[];
+  /** What the pages logged as errors (a refused Content-Security-Policy directive among them), and threw. */
+  errors: string[];
   /** Saves what the page shows (all of it, or one part) as `name`.png, and prints where. */
   screenshot(name: string, part?: Locator): Promise<string>;
   close(): Promise<void>;
@@ -47,12 +49,18 @@ export async function launchBrowser(folder: string): Promise<Browser> {
   });
   const requests: string[] = [];
   context.on('request', (request) => requests.push(request.url()));
+  const errors: string[] = [];
   const page = context.pages()[0] ?? (await context.newPage());
+  page.on('console', (message) => {
+    if (message.type() === 'error') errors.push(message.text());
+  });
+  page.on('pageerror', (error) => errors.push(error.message));
   let step = 0;
   return {
     context,
     page,
     requests,
+    errors,
     async screenshot(name, part) {
       step += 1;
       const path = join(shots, `${String(step).padStart(2, '0')}-${name}.png`);
