@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { respond } from '../doubles/http-upstream.js';
 import { startHarness, type Harness } from '../support/app.js';
@@ -199,6 +200,33 @@ describe('the page at /', () => {
       expect(downloaded.split('\n').filter(Boolean)).toHaveLength(accept === 'text/csv' ? 2001 : 2000);
     }
   }, 120_000);
+
+  it('reads a cowrie log dropped as a .gz file by the command\'s rules, and runs it as a job', async () => {
+    const { page } = browser;
+    await page.goto(`${origin}/`);
+    const attackers = ['81.2.69.200', '45.80.9.1', '2a02:d8::9', '45.80.9.2', '10.1.2.3'];
+    const events = attackers.flatMap((ip, i) => [
+      { eventid: 'cowrie.session.connect', src_ip: ip, src_port: 40000 + i, dst_ip: '10.0.0.5', dst_port: 22, session: `c0ffee${i}` },
+      { eventid: 'cowrie.login.failed', src_ip: ip, username: 'root', password: '123456', session: `c0ffee${i}` },
+    ]);
+    const log = `${events.map((event) => JSON.stringify(event)).join('\n')}\n{"eventid":"cowrie.log.rotated","message":"truncated\n`;
+    const bytes = JSON.stringify([...gzipSync(log)]);
+    // A drop as the browser makes it: a DragEvent whose DataTransfer holds the file.
+    const dataTransfer = await page.evaluateHandle(
+      `(() => { const transfer = new DataTransfer(); transfer.items.add(new File([new Uint8Array(${bytes})], 'cowrie.json.gz')); return transfer; })()`,
+    );
+    await page.locator('#list-form').dispatchEvent('drop', { dataTransfer });
+    expect(await page.locator('#list-summary').textContent()).toBe('cowrie.json.gz chosen.');
+    await page.getByRole('button', { name: 'Submit as a job' }).click();
+    await expect.poll(() => page.locator('#list-summary').textContent()).toBe(
+      'cowrie.json (NDJSON): 11 lines, 10 addresses, 5 distinct; 1 line without an address (line 11 not JSON)',
+    );
+    await expect.poll(() => page.locator('#results-count').textContent(), { timeout: 30_000 }).toBe('5 results');
+    const addresses = await page.locator('#results-table tbody tr:not(.spacer) td:nth-child(2)').allTextContents();
+    expect(addresses).toEqual(attackers);
+    expect(await page.locator('#results-table tbody tr:not(.spacer) td:nth-child(3)').allTextContents()).toEqual(['ok', 'ok', 'ok', 'ok', 'bogon']);
+    await browser.screenshot('dropped-cowrie-log');
+  });
 
   it('stays readable in a narrow window: nothing but the table scrolls sideways', async () => {
     const { page } = browser;

@@ -89,7 +89,8 @@ function readJson(text: string, array: boolean, reader: JsonReader, name: string
   parser.onValue = ({ value, key }) => reader.read(value, array && typeof key === 'number' ? key + 1 : ++values);
   try {
     parser.write(text.replace(/^\uFEFF/, ''));
-    parser.end();
+    // Without a separator the parser ends by itself after the array, and ending it again is an error.
+    if (!parser.isEnded) parser.end();
   } catch (error) {
     throw new InputError(`${name} is not valid JSON: ${error instanceof Error ? error.message : String(error)}`);
   }
