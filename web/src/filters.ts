@@ -1,4 +1,5 @@
-import { byId, h, number } from './dom.js';
+import { byId, h } from './dom.js';
+import { number } from './format.js';
 import type { Row } from './rows.js';
 
 /* The table's filters: status, country, AS number, GreyNoise classification, DShield attacks. */

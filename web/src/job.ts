@@ -1,6 +1,7 @@
 import type { JobPhaseView, JobView } from '../../src/schemas/jobs.js';
 import { api, ApiError, apiJson, showError } from './api.js';
-import { byId, duration, h, moment, number } from './dom.js';
+import { byId, h } from './dom.js';
+import { duration, moment, number } from './format.js';
 
 /* A job's progress (GET /jobs/{id}): a bar per pass, with counts, the ETA and any Retry-After wait. */
 

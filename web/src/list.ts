@@ -1,7 +1,8 @@
 import type { SourceName } from '../../src/record/model.js';
 import type { JobView } from '../../src/schemas/jobs.js';
 import { apiJson, showError } from './api.js';
-import { byId, number } from './dom.js';
+import { byId } from './dom.js';
+import { number } from './format.js';
 import { extractFile, extractText, type Extracted } from './read-input.js';
 import { SOURCES } from './words.js';
 

@@ -1,6 +1,7 @@
 import type { SourceName } from '../../src/record/model.js';
 import { apiJson, showError } from './api.js';
-import { byId, h, moment, number, type Child } from './dom.js';
+import { byId, h, type Child } from './dom.js';
+import { moment, number } from './format.js';
 import { SOURCE_LABELS, SOURCES, sourceWords, statusWords, upstreamLinks, type ResultRecord } from './words.js';
 
 /* One address: GET /ip/{addr}, every source's data and state, the status in words, links upstream. */

@@ -1,6 +1,7 @@
 import type { JobView } from '../../src/schemas/jobs.js';
 import { showError } from './api.js';
-import { byId, number } from './dom.js';
+import { byId } from './dom.js';
+import { number } from './format.js';
 import { downloadResults } from './download.js';
 import { applyFilter, offerChoices, readFilter } from './filters.js';
 import { loadRows, type Row } from './rows.js';

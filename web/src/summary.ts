@@ -1,4 +1,5 @@
-import { byId, h, number } from './dom.js';
+import { byId, h } from './dom.js';
+import { number } from './format.js';
 import { NOT_SEEN, setFilter, tally } from './filters.js';
 import type { Row } from './rows.js';
 

@@ -1,4 +1,5 @@
-import { h, number } from './dom.js';
+import { h } from './dom.js';
+import { number } from './format.js';
 import type { Row } from './rows.js';
 
 /*

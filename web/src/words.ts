@@ -1,5 +1,5 @@
 import type { IpRecord, SourceName, SourceReport } from '../../src/record/model.js';
-import { duration, moment } from './dom.js';
+import { duration, moment } from './format.js';
 
 /*
  * A record's state in words for an analyst: what the status means for this address, and what each source
