@@ -24,6 +24,7 @@ import maxmind from './plugins/external/maxmind.js';
 import redis from './plugins/external/redis.js';
 import type { AppOverrides } from './plugins/overrides.js';
 import { serviceLogger } from './plugins/app/logger.js';
+import docsRoute from './routes/docs.js';
 import enrichRoute from './routes/enrich.js';
 import healthRoutes from './routes/health.js';
 import ipRoute from './routes/ip.js';
@@ -31,6 +32,7 @@ import jobRoutes from './routes/jobs.js';
 import metricsRoute from './routes/metrics.js';
 import recordRoutes from './routes/records.js';
 import { declareSecurity, SECURITY_SCHEMES } from './routes/security.js';
+import webRoute from './routes/web.js';
 import { EnrichStatsSchema } from './schemas/enrich.js';
 import { JOB_SCHEMAS } from './schemas/jobs.js';
 import { ProblemSchema } from './schemas/problem.js';
@@ -137,7 +139,12 @@ export async function registerApi(app: FastifyInstance, config: Config): Promise
   }
   await app.register(healthRoutes);
   await app.register(metricsRoute);
-  if (config.ROLE !== 'worker') app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  if (config.ROLE !== 'worker') {
+    app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+    // The analysts' page and the API reference are for people, and go wherever the API is.
+    await app.register(docsRoute);
+    await app.register(webRoute);
+  }
 }
 
 export async function buildApp(config: Config, overrides: AppOverrides = {}): Promise<FastifyInstance> {

@@ -144,6 +144,20 @@ export function checkText(sample: Uint8Array, name: string, complete: boolean): 
   }
 }
 
+/**
+ * How a CSV input is parsed (csv-parse's options, with the detected delimiter): by the command (read.ts) and by
+ * the web page alike, so that both read an export the same way.
+ */
+export const CSV_OPTIONS = {
+  bom: true,
+  info: true,
+  relax_column_count: true,
+  relax_quotes: true,
+  skip_empty_lines: true,
+  comment: '#',
+  comment_no_infix: true,
+} as const;
+
 const CSV_DELIMITERS = [',', '\t', ';', '|'] as const;
 const SAMPLE_LINES = 50;
 
@@ -193,6 +207,13 @@ export function detectFormat(sample: string, name = ''): Detected {
   if (delimiter !== undefined) return { format: 'csv', delimiter };
   if (/\.(csv|tsv)$/i.test(name)) return { format: 'csv', delimiter: /\.tsv$/i.test(name) ? '\t' : ',' };
   return { format: 'plain' };
+}
+
+/** How a detected format is named to the person reading: "plain list", "semicolon-separated CSV", "NDJSON". */
+export function describeFormat(detected: Detected): string {
+  if (detected.format !== 'csv') return detected.format === 'plain' ? 'plain list' : detected.format.toUpperCase();
+  const names: Record<string, string> = { ',': 'comma', '\t': 'tab', ';': 'semicolon', '|': 'bar' };
+  return `${names[detected.delimiter ?? ','] ?? detected.delimiter}-separated CSV`;
 }
 
 // --- readers --------------------------------------------------------------------------------------------

@@ -9,7 +9,9 @@ import { streamValues } from 'stream-json/streamers/stream-values.js';
 import { errorMessage } from '../errors/message.js';
 import {
   checkText,
+  CSV_OPTIONS,
   CsvReader,
+  describeFormat,
   detectDelimiter,
   detectFormat,
   InputError,
@@ -164,12 +166,6 @@ async function readInput(path: string, collector: AddressCollector, options: Rea
   options.progress?.({ name, bytes, size: opened.size, tally });
 }
 
-function describeFormat(detected: Detected): string {
-  if (detected.format !== 'csv') return detected.format === 'plain' ? 'plain list' : detected.format.toUpperCase();
-  const names: Record<string, string> = { ',': 'comma', '\t': 'tab', ';': 'semicolon', '|': 'bar' };
-  return `${names[detected.delimiter ?? ','] ?? detected.delimiter}-separated CSV`;
-}
-
 function checkOptions(format: InputFormat, options: ReadOptions, name: string): void {
   const given = options.format === undefined ? `${name} was read as ${format} (--input chooses)` : `the input is ${format}`;
   if (options.column !== undefined && format !== 'csv') throw new InputError(`--column is for CSV input, but ${given}`);
@@ -207,16 +203,7 @@ async function readNdjson(stream: Readable, reader: JsonReader): Promise<void> {
 }
 
 async function readCsv(stream: Readable, delimiter: string, reader: CsvReader): Promise<void> {
-  const parser = parseCsv({
-    delimiter,
-    bom: true,
-    info: true,
-    relax_column_count: true,
-    relax_quotes: true,
-    skip_empty_lines: true,
-    comment: '#',
-    comment_no_infix: true,
-  });
+  const parser = parseCsv({ delimiter, ...CSV_OPTIONS });
   stream.once('error', (error) => parser.destroy(error));
   for await (const item of stream.pipe(parser) as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
     reader.read(item.record, item.info.lines);

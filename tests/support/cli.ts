@@ -17,10 +17,10 @@ const STAMPS = join(ROOT, 'node_modules', '.cache', 'ipenrich-cli-build');
 const STALE_LOCK_MS = 5 * 60_000;
 
 /**
- * Builds the service and the command into dist/ once per test run (for every test that runs the built
+ * Builds the service, the command and the web page into dist/ once per test run (for every test that runs the built
  * code, so that no test starts a child while another compiles over its files): every test file of a run is a child of
  * the same vitest process, so its id marks the build as done, and a lock directory keeps two files from
- * compiling at once. The compile step of `npm run build` only: `npm test` has generated the Prisma client
+ * compiling at once. The compile steps of `npm run build` only: `npm test` has generated the Prisma client
  * already, and generating it again would rewrite files that other test files are importing.
  */
 export async function buildDist(): Promise<void> {
@@ -41,6 +41,8 @@ export async function buildDist(): Promise<void> {
       if (!existsSync(stamp)) {
         if (!existsSync(join(ROOT, 'src', 'generated', 'prisma'))) await run('npm', ['run', 'generate'], { cwd: ROOT });
         await run(join(ROOT, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.build.json'], { cwd: ROOT });
+        // The web page (dist/web), for the browser tests.
+        await run(join(ROOT, 'node_modules', '.bin', 'vite'), ['build', '--logLevel', 'warn'], { cwd: ROOT });
         // tsc writes files without the execute bit, which npx needs to run the bin; npm run build sets it too.
         await chmod(CLI, 0o755);
         await writeFile(stamp, '');
