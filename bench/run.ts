@@ -4,7 +4,7 @@
  * ideal or bound and target; a missed target is a FAIL row, not a failed run.
  *
  * BENCH_CPU_PROF_DIR=<dir> runs the service with --cpu-prof, leaves its profile there and adds to the notes
- * where the service's CPU went during each scenario.
+ * where the service's CPU went during each scenario. BENCH_ONLY=job runs only the job scenarios (7-9).
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -40,6 +40,7 @@ import { SETTINGS } from './settings.js';
 
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const ADMIN_DATABASE_URL = process.env.TEST_ADMIN_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
+const JOB_ONLY = process.env.BENCH_ONLY === 'job';
 
 /** Undone in reverse order, once, however the run ends. */
 const cleanups: Array<{ what: string; run: () => Promise<unknown> }> = [];
@@ -183,17 +184,21 @@ async function main(): Promise<number> {
   ]);
   const rows: Row[] = [];
   const notes: string[] = [];
-  const s1 = await scenario(rows, notes, '1 cold 10k, maxmind+cymru', () => coldCymru(service, upstreams, coldList));
-  const s2 = await scenario(rows, notes, '2 cold 10k, all four sources', () => allSources(service, upstreams, upstreamList));
-  await scenario(rows, notes, '3 cached 10k', () => cached(service, upstreamList));
-  await scenario(rows, notes, '4 GET /ip cached', () =>
-    singleLookups(service, upstreams, upstreamList, workDir, (started) => (bare = started)),
-  );
-  // Stopped before scenario 5, so that it does not compete for the CPU (and its profile is written).
-  await service.stop();
-  if (profileDir) notes.push(...(await summarizeProfile(profileDir, windows)));
-  await scenario(rows, notes, '5 RecordStore.save 10k', () => persisting(storeDb.url, storeList));
-  rows.push(peakMemory({ boot: bootPeak, scenario1: s1?.peakRss, scenario2: s2?.peakRss }));
+  if (!JOB_ONLY) {
+    const s1 = await scenario(rows, notes, '1 cold 10k, maxmind+cymru', () => coldCymru(service, upstreams, coldList));
+    const s2 = await scenario(rows, notes, '2 cold 10k, all four sources', () => allSources(service, upstreams, upstreamList));
+    await scenario(rows, notes, '3 cached 10k', () => cached(service, upstreamList));
+    await scenario(rows, notes, '4 GET /ip cached', () =>
+      singleLookups(service, upstreams, upstreamList, workDir, (started) => (bare = started)),
+    );
+    // Stopped before scenario 5, so that it does not compete for the CPU (and its profile is written).
+    await service.stop();
+    if (profileDir) notes.push(...(await summarizeProfile(profileDir, windows)));
+    await scenario(rows, notes, '5 RecordStore.save 10k', () => persisting(storeDb.url, storeList));
+    rows.push(peakMemory({ boot: bootPeak, scenario1: s1?.peakRss, scenario2: s2?.peakRss }));
+  } else {
+    await service.stop();
+  }
 
   // The job runs on a worker of its own, as in a deployment (README, "Running at scale"), and is submitted
   // to and streamed from an API process of its own: neither carries what scenarios 1-4 left in the

@@ -23,6 +23,8 @@ export interface ChunkRecord {
   finalCursor: number;
   /** Each address's sources still due after the chunk, and the outcomes to keep (null: none). */
   addresses: Array<{ ip: string; due: number; outcomes: Outcomes | null }>;
+  /** The result lines of the addresses the chunk finished, by their first position (JobResults.linesOf). */
+  lines: Array<{ seq: number; line: string }>;
 }
 
 /** Rows deleted per statement when a finished job goes, so that no statement outlasts DATABASE_TIMEOUT_MS. */
@@ -104,7 +106,7 @@ export class JobStore {
   }
 
   /**
-   * Writes a finished chunk: the addresses' state, the job's progress and cursors, and a renewed lease, in one
+   * Writes a finished chunk: the addresses' state and result lines, the job's progress and cursors, and a renewed lease, in one
    * statement that does nothing unless `owner` still holds the lease. Returns the job's status (a cancelled job
    * keeps the chunk it finished), or null when the lease was lost.
    */
@@ -123,6 +125,10 @@ export class JobStore {
                             ELSE a.outcomes || x.outcomes END
         FROM jsonb_to_recordset(${JSON.stringify(chunk.addresses)}::jsonb) AS x(ip text, due smallint, outcomes jsonb)
         WHERE a.job_id = ${id}::uuid AND a.ip = x.ip AND EXISTS (SELECT 1 FROM lease)
+      ), lines AS (
+        UPDATE enrichment_job_input i SET result = x.line
+        FROM jsonb_to_recordset(${JSON.stringify(chunk.lines)}::jsonb) AS x(seq integer, line text)
+        WHERE i.job_id = ${id}::uuid AND i.position = x.seq AND EXISTS (SELECT 1 FROM lease)
       )
       SELECT status FROM lease`;
     return rows[0]?.status ?? null;

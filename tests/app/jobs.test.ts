@@ -148,6 +148,49 @@ describe('GET /jobs/{id}/results', () => {
     );
   });
 
+  it('gives, byte for byte, the records POST /enrich answers from the store, in NDJSON and in the JSON pages', async () => {
+    // Spellings that need escaping and a repeated address: its line is kept once, at its first position.
+    const ips = ['\t8.8.8.8\u2028', '8.8.8.8', '81.2.69.160 ', 'not-an-ip"\\', '10.0.0.1', '2a02:d8::1', '45.93.1.1', '8.8.8.8'];
+    const own = await submitJob(harness.app, { ips });
+    await waitForJob(harness.app, own.id);
+    const ndjson = await harness.app.inject({ method: 'GET', url: `/jobs/${own.id}/results`, headers: { accept: 'application/x-ndjson' } });
+    const lines = ndjson.body.split('\n');
+    expect(lines.pop()).toBe('');
+    expect(lines).toHaveLength(ips.length);
+    const page = await harness.app.inject({ method: 'GET', url: `/jobs/${own.id}/results?limit=100` });
+    expect(page.body).toBe(`{"results":[${lines.join(',')}],"next":null}`);
+    const enrich = await harness.app.inject({ method: 'POST', url: '/enrich', payload: { ips } });
+    expect(enrich.json<{ stats: { tiers: { l2: { hits: number } } } }>().stats.tiers.l2.hits).toBe(4);
+    expect(enrich.body.startsWith(`{"results":[${lines.join(',')}],"stats":`)).toBe(true);
+  });
+
+  it("keeps a finished job's results as the job found them when a record is refreshed later", async () => {
+    const ips = ['45.93.2.1', '45.93.2.2'];
+    const own = await submitJob(harness.app, { ips, sources: ['maxmind', 'cymru'] });
+    await waitForJob(harness.app, own.id);
+    const read = async () =>
+      (await harness.app.inject({ method: 'GET', url: `/jobs/${own.id}/results`, headers: { accept: 'application/x-ndjson' } })).body;
+    const before = await read();
+    const refreshed = await harness.app.inject({ method: 'POST', url: '/enrich', payload: { ips, sources: ['cymru'], refresh: true } });
+    const records = refreshed.json<{ results: IpRecord[] }>().results;
+    expect(records.map((record) => record.updatedAt)).not.toEqual(before.trimEnd().split('\n').map((line) => (JSON.parse(line) as IpRecord).updatedAt));
+    expect(await read()).toBe(before);
+  });
+
+  it('reads a job finished before result lines were kept from its stored records, to the same bytes', async () => {
+    const own = await submitJob(harness.app, { ips: LIST });
+    await waitForJob(harness.app, own.id);
+    const read = async () =>
+      (await harness.app.inject({ method: 'GET', url: `/jobs/${own.id}/results`, headers: { accept: 'application/x-ndjson' } })).body;
+    const withLines = await read();
+    const { count } = await harness.app.database.prisma.enrichmentJobInput.updateMany({
+      where: { jobId: own.id, result: { not: null } },
+      data: { result: null },
+    });
+    expect(count).toBe(5);
+    expect(await read()).toBe(withLines);
+  });
+
   it('answers 404 for an unknown job and 400 for a malformed id', async () => {
     const unknown = await harness.app.inject({ method: 'GET', url: '/jobs/00000000-0000-4000-8000-000000000000/results' });
     expect(unknown.statusCode).toBe(404);
