@@ -57,6 +57,24 @@ describe('a job against rate-limited upstreams', () => {
     }
   });
 
+  it('shows a short Retry-After block in the first chunk as waiting, with waitingUntil, and then completes', async () => {
+    // A block of a few seconds is waited out inside the chunk: nothing is recorded until it ends.
+    harness = await startHarness({ config: { LOG_LEVEL: 'error', DSHIELD_MAX_IN_FLIGHT: 1 } });
+    harness.dshield.enqueue(respond.limited(3));
+    const ips = addresses(4, 10);
+    const job = await submitJob(harness.app, { ips, sources: ['dshield'] });
+    const waiting = await waitForJob(harness.app, job.id, (current) => current.phases.dshield.state !== 'pending');
+    expect(waiting.phases.dshield).toMatchObject({ state: 'waiting', done: 0, startedAt: null });
+    const until = Date.parse(waiting.phases.dshield.waitingUntil!);
+    expect(until).toBeGreaterThan(Date.now());
+    expect(until).toBeLessThanOrEqual(Date.now() + 3000);
+    expect(waiting.etaSeconds).toBeGreaterThanOrEqual(1);
+    const done = await waitForJob(harness.app, job.id);
+    expect(done).toMatchObject({ status: 'completed', phases: { dshield: { state: 'done', done: 4 } } });
+    expect(done.phases.dshield.waitingUntil).toBeUndefined();
+    expect((await readResults(harness.app, job.id)).map((record) => record.sources.dshield.status)).toEqual(ips.map(() => 'not_found'));
+  });
+
   it('waits for a Retry-After block longer than a chunk may wait without holding a worker, and shows it', async () => {
     // One request at a time, so the first is the only one sent before the block.
     harness = await startHarness({ config: { LOG_LEVEL: 'error', DSHIELD_MAX_IN_FLIGHT: 1 } });
