@@ -82,6 +82,7 @@ describe('POST /jobs', () => {
     ['an empty list', { payload: { ips: [] } }, 'no-addresses'],
     ['a text list of comments only', { payload: '# nothing\n\n', headers: { 'content-type': 'text/plain' } }, 'no-addresses'],
     ['an unknown source', { payload: { ips: ['8.8.8.8'], sources: ['shodan'] } }, 'invalid-request'],
+    ['no source', { payload: { ips: ['8.8.8.8'], sources: [] } }, 'invalid-request'],
   ])('refuses %s with 400 problem+json', async (_name, request, code) => {
     const response = await harness.app.inject({ method: 'POST', url: '/jobs', ...request });
     expect(response.statusCode).toBe(400);
