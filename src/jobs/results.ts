@@ -28,8 +28,8 @@ export interface FinishedAddress {
 
 /**
  * One input as PAGE_SQL reads it: position, input, canonical address (null when the input is not routable) and
- * its result line if the job has finished the address; without a line, the sources still due (0: finished;
- * null: not routable), the job's outcomes and the stored record (recordTextColumns).
+ * its result line (for a routable address, once the job has finished it); without a line, the sources still
+ * due (0: finished), the job's outcomes and the stored record (recordTextColumns).
  */
 type PageRow = Array<string | null>;
 const POSITION = 0;
@@ -67,6 +67,31 @@ LEFT JOIN LATERAL (
 ) r ON true
 WHERE i.job_id = $1::uuid AND i.position >= $2 AND i.position < $3
 ORDER BY i.position`;
+
+/**
+ * The inputs at positions [$2, $3) as one text of NDJSON, made by PostgreSQL from the result lines, with the
+ * number of inputs read and of those that have no line yet: a page with any is read again with PAGE_SQL. Each
+ * line is the record's JSON text as lineOf makes it: PostgreSQL escapes a string for JSON (to_json) exactly
+ * as JSON.stringify does for any text it can hold. Measured in the bench's stream of 100,000 results (CPU
+ * per result, this process + PostgreSQL, warm runs on a busy machine): 3.6-4.2 + 1.9-2.0 us read row by row and
+ * made into lines here, 2.2-2.4 + 3.0-3.2 us made by PostgreSQL, whose two reads ahead run on the other core
+ * while this process, the one that cannot spread, does less than half of what it did.
+ */
+const NDJSON_SQL = `
+SELECT string_agg(
+         CASE WHEN i.ip IS NULL THEN i.result
+              ELSE '{"ip":"' || i.ip || '","input":' || to_json(i.input)::text || ',' || COALESCE(i.result, d.line) END || E'\n',
+         '' ORDER BY i.position),
+       count(*), count(*) FILTER (WHERE i.result IS NULL AND d.line IS NULL)
+FROM enrichment_job_input i
+LEFT JOIN LATERAL (
+  SELECT f.result AS line
+  FROM enrichment_job_address a
+  JOIN enrichment_job_input f ON f.job_id = a.job_id AND f.position = a.seq
+  WHERE a.job_id = i.job_id AND a.ip = i.ip AND a.due = 0 AND i.result IS NULL
+  OFFSET 0
+) d ON true
+WHERE i.job_id = $1::uuid AND i.position >= $2 AND i.position < $3`;
 
 /** Finished addresses of a job with the outcomes earlier chunks kept and their stored records. */
 const FINISHED_SQL = `
@@ -124,7 +149,15 @@ function resultLine(view: IpRecord): string {
   return JSON.stringify(rest).slice(1);
 }
 
-/** The result of an input that has no result line: not routable, not finished yet, or finished before lines were kept. */
+/** The whole result line of an input that is not looked up, kept from the job's submission on (storeInputs). */
+export function unroutedLine(input: string, parsed: Exclude<ParsedAddress, { kind: 'routable' }>): string {
+  return JSON.stringify(unroutedView(input, parsed));
+}
+
+/**
+ * The result of an input that has no result line: an address not finished yet, or one finished, or an input
+ * stored, before lines were kept.
+ */
 function resultView(values: PageRow): JobResult {
   const input = values[INPUT] as string;
   const ip = values[IP];
@@ -148,7 +181,9 @@ function resultView(values: PageRow): JobResult {
 function lineOf(values: PageRow): string {
   const line = values[LINE];
   if (line === null || line === undefined) return JSON.stringify(resultView(values));
-  return `{"ip":"${values[IP] as string}","input":${JSON.stringify(values[INPUT])},${line}`;
+  const ip = values[IP];
+  if (ip === null) return line;
+  return `{"ip":"${ip as string}","input":${JSON.stringify(values[INPUT])},${line}`;
 }
 
 const csvValues = (values: PageRow) => {
@@ -201,15 +236,11 @@ export class JobResults {
 
   /** Every result from `from` on, one JSON text per line; a page is one string written to the response. */
   ndjson(jobId: string, from: number): Readable {
-    const pages = this.#pages(jobId, from);
+    const pages = this.#readAhead(from, (at) => this.#ndjsonPage(jobId, at));
     // highWaterMark 1: one page waits at most (a Readable of objects buffers 16 by default, here 16 pages).
     return Readable.from(
       (async function* () {
-        for await (const page of pages) {
-          let text = '';
-          for (const values of page) text += `${lineOf(values)}\n`;
-          yield text;
-        }
+        for await (const { text } of pages) if (text.length > 0) yield text;
       })(),
       { highWaterMark: 1 },
     );
@@ -231,26 +262,52 @@ export class JobResults {
     );
   }
 
-  /** Pages one after another, READ_AHEAD of them read while the current one is written out. */
+  /** The rows of pages one after another. */
   async *#pages(jobId: string, from: number): AsyncGenerator<PageRow[]> {
-    const reads: Array<Promise<PageRow[]>> = [];
+    for await (const { rows } of this.#readAhead(from, async (at) => {
+      const rows = await this.#read(jobId, at, STREAM_PAGE);
+      return { rows, length: rows.length };
+    })) {
+      if (rows.length > 0) yield rows;
+    }
+  }
+
+  /** One page of NDJSON: made by PostgreSQL when every input has its line, else here, row by row. */
+  async #ndjsonPage(jobId: string, from: number): Promise<{ text: string; length: number }> {
+    const { rows } = await this.database.pool.query<[string | null, string, string]>({
+      text: NDJSON_SQL,
+      values: [jobId, from, from + STREAM_PAGE],
+      rowMode: 'array',
+      types: rawText,
+    });
+    const [text, length, missing] = rows[0] ?? [null, '0', '0'];
+    if (missing === '0') return { text: text ?? '', length: Number(length) };
+    let lines = '';
+    const page = await this.#read(jobId, from, STREAM_PAGE);
+    for (const values of page) lines += `${lineOf(values)}\n`;
+    return { text: lines, length: page.length };
+  }
+
+  /** Pages one after another, READ_AHEAD of them read while the current one is written out. */
+  async *#readAhead<T extends { length: number }>(from: number, read: (at: number) => Promise<T>): AsyncGenerator<T> {
+    const reads: Array<Promise<T>> = [];
     let next = from;
-    const readAhead = () => {
-      const read = this.#read(jobId, next, STREAM_PAGE);
+    const readNext = () => {
+      const reading = read(next);
       // A read ahead that fails is seen when it is awaited, not as an unhandled rejection meanwhile.
-      read.catch(() => undefined);
-      reads.push(read);
+      reading.catch(() => undefined);
+      reads.push(reading);
       next += STREAM_PAGE;
     };
-    for (let n = 0; n < READ_AHEAD; n += 1) readAhead();
-    for (let read = reads.shift(); read; read = reads.shift()) {
-      const page = await read;
+    for (let n = 0; n < READ_AHEAD; n += 1) readNext();
+    for (let reading = reads.shift(); reading; reading = reads.shift()) {
+      const page = await reading;
       // Positions are dense: a short page is the last one, and the reads after it find nothing.
       if (page.length < STREAM_PAGE) {
-        if (page.length > 0) yield page;
+        yield page;
         return;
       }
-      readAhead();
+      readNext();
       yield page;
     }
   }

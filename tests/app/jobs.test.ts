@@ -151,7 +151,7 @@ describe('GET /jobs/{id}/results', () => {
 
   it('gives, byte for byte, the records POST /enrich answers from the store, in NDJSON and in the JSON pages', async () => {
     // Spellings that need escaping and a repeated address: its line is kept once, at its first position.
-    const ips = ['\t8.8.8.8\u2028', '8.8.8.8', '81.2.69.160 ', 'not-an-ip"\\', '10.0.0.1', '2a02:d8::1', '45.93.1.1', '8.8.8.8'];
+    const ips = ['\t\v8.8.8.8\u2028', '8.8.8.8', '81.2.69.160\u00a0', 'not-an-ip"\\\u0001\u007f', '１.２.３.４', '10.0.0.1', '2a02:d8::1', '45.93.1.1', '8.8.8.8'];
     const own = await submitJob(harness.app, { ips });
     await waitForJob(harness.app, own.id);
     const ndjson = await harness.app.inject({ method: 'GET', url: `/jobs/${own.id}/results`, headers: { accept: 'application/x-ndjson' } });
@@ -188,7 +188,8 @@ describe('GET /jobs/{id}/results', () => {
       where: { jobId: own.id, result: { not: null } },
       data: { result: null },
     });
-    expect(count).toBe(5);
+    // The five addresses, and the two inputs that are not looked up.
+    expect(count).toBe(7);
     expect(await read()).toBe(withLines);
   });
 

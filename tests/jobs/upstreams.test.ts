@@ -132,6 +132,10 @@ describe('a job against rate-limited upstreams', () => {
     expect(finished.length).toBeLessThan(ips.length);
     // Chunks are taken in input order, so what finished is the head of the list.
     expect(results.map((record) => record.status)).toEqual(ips.map((_, i) => (i < finished.length ? 'ok' : 'pending')));
+    // The NDJSON of pages with pending inputs, made row by row, is the same text as the JSON pages.
+    const ndjson = await harness.app.inject({ method: 'GET', url: `/jobs/${job.id}/results`, headers: { accept: 'application/x-ndjson' } });
+    const page = await harness.app.inject({ method: 'GET', url: `/jobs/${job.id}/results?limit=100` });
+    expect(page.body).toBe(`{"results":[${ndjson.body.trimEnd().split('\n').join(',')}],"next":null}`);
     expect((await harness.app.inject({ method: 'DELETE', url: `/jobs/${job.id}` })).statusCode).toBe(409);
   });
 });
