@@ -1,11 +1,10 @@
 import { defineConfig } from 'prisma/config';
 import { PrismaPg } from '@prisma/adapter-pg';
 
-// `prisma generate` resolves env("DATABASE_URL") while parsing the schema even though it never connects;
-// a placeholder keeps generation working on machines (CI, Docker build) that have no database.
-process.env.DATABASE_URL ??= 'postgresql://localhost:5432/postgres';
-
 // engine "js" + an adapter keeps the CLI on its WebAssembly engines, so generate and migrate diff run offline.
+// Only the commands that connect (migrate diff, status, deploy) read DATABASE_URL, through the adapter; the
+// schema's datasource names no environment variable, so generating the client (npm run build) never depends
+// on a runtime setting: a mistyped DATABASE_URL used to make `prisma generate` look for an engine to download.
 export default defineConfig({
   schema: 'prisma/schema.prisma',
   migrations: { path: 'prisma/migrations' },

@@ -40,7 +40,7 @@ function owner(url: string, functionName: string): string {
   if (url === '') return functionName.startsWith('(') ? functionName : '(native)';
   const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
   if (pkg?.[1]) return pkg[1];
-  const local = /\/((?:src|bench|tests)\/.+)$/.exec(url);
+  const local = /\/((?:src|dist|bench|tests)\/.+)$/.exec(url);
   if (local?.[1]) return local[1];
   return url.startsWith('node:') ? 'node internals' : url;
 }
@@ -77,7 +77,7 @@ export async function summarizeProfile(dir: string, windows: readonly Window[], 
     const frames = new Set<string>();
     for (let at: number | undefined = id; at !== undefined; at = parents.get(at)) {
       const node = nodes.get(at);
-      if (node && owner(node.callFrame.url, node.callFrame.functionName).startsWith('src/')) frames.add(frameName(node));
+      if (node && owner(node.callFrame.url, node.callFrame.functionName).match(/^(src|dist)\//)) frames.add(frameName(node));
     }
     return frames;
   };

@@ -10,7 +10,7 @@ export interface Row {
 
 const HEADERS = ['scenario', 'measured', 'ideal/bound', 'ratio or value', 'target', 'pass/FAIL'];
 
-function verdict(pass: Row['pass']): string {
+export function verdict(pass: Row['pass']): string {
   if (pass === null) return 'ERROR';
   if (pass === undefined) return '-';
   return pass ? 'pass' : 'FAIL';

@@ -3,8 +3,11 @@
  * doubles of the tests, driven and timed from here. Prints one table of measured values against their
  * ideal or bound and target; a missed target is a FAIL row, not a failed run.
  *
- * BENCH_CPU_PROF_DIR=<dir> runs the service with --cpu-prof, leaves its profile there and adds to the notes
- * where the service's CPU went during each scenario. BENCH_ONLY=job runs only the job scenarios (7-9).
+ * The matrix (README, Performance) runs each cold cell on a service booted for it; `--only` and the other
+ * flags of bench/options.ts run a part of it.
+ *
+ * BENCH_CPU_PROF_DIR=<dir> runs each service with --cpu-prof, leaves its profile in a folder of its own
+ * there and adds to the notes where the service's CPU went during each window.
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -20,27 +23,18 @@ import { HttpUpstreamDouble } from '../tests/doubles/http-upstream.js';
 import { createTestDatabase } from '../tests/support/database.js';
 import { writeTestMaxMind } from '../tests/support/app.js';
 import { routableLists } from './addresses.js';
-import { closeClient } from './enrich-client.js';
+import { closeClient, timedEnrich } from './enrich-client.js';
 import { closeJobClient, coldJob, streamResults } from './job.js';
+import { cellName, coldCell, type Cell } from './matrix.js';
+import { benchOptions } from './options.js';
 import { monotonicUs, summarizeProfile, type Window } from './profile.js';
-import { formatTable, mb, type Row } from './report.js';
-import {
-  allSources,
-  cached,
-  coldCymru,
-  peakMemory,
-  persisting,
-  REFUSAL_LINES,
-  singleLookups,
-  type ScenarioResult,
-  type Upstreams,
-} from './scenarios.js';
+import { formatTable, mb, verdict, type Row } from './report.js';
+import { allSources, peakMemory, persisting, REFUSAL_LINES, singleLookups, type ScenarioResult, type Upstreams } from './scenarios.js';
 import { freePort, startChild, type ChildServer } from './service.js';
-import { SETTINGS } from './settings.js';
+import { fixedLatencyFor, SETTINGS } from './settings.js';
 
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const ADMIN_DATABASE_URL = process.env.TEST_ADMIN_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
-const JOB_ONLY = process.env.BENCH_ONLY === 'job';
 
 /** Undone in reverse order, once, however the run ends. */
 const cleanups: Array<{ what: string; run: () => Promise<unknown> }> = [];
@@ -112,6 +106,7 @@ async function scenario<T extends ScenarioResult>(rows: Row[], notes: string[], 
 }
 
 async function main(): Promise<number> {
+  const options = benchOptions();
   const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
   await redis.connect();
   cleanups.push({ what: 'close the Redis connection', run: () => redis.quit() });
@@ -161,89 +156,131 @@ async function main(): Promise<number> {
     ENRICH_MAX_IPS: String(SETTINGS.addresses),
   };
   const profileDir = process.env.BENCH_CPU_PROF_DIR;
-  const nodeFlags = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
-  let bare: ChildServer | undefined;
-  cleanups.push({ what: 'stop the bare server', run: async () => bare?.stop() });
-  const service = await startChild({
-    name: 'service',
-    script: 'dist/server.js',
-    port: await freePort(),
-    env,
-    nodeFlags,
-    dropEnv: Object.keys(ConfigSchema.properties),
-    watch: Object.values(REFUSAL_LINES),
-  });
-  cleanups.push({ what: 'stop the service', run: () => service.stop() });
-  const bootPeak = await service.peakRss();
-
-  const [coldList = [], upstreamList = [], storeList = [], jobList = []] = routableLists([
-    SETTINGS.addresses,
-    SETTINGS.addresses,
-    SETTINGS.addresses,
-    SETTINGS.jobAddresses,
-  ]);
+  const profiled = (name: string) => (profileDir ? ['--cpu-prof', `--cpu-prof-dir=${join(profileDir, name)}`] : []);
   const rows: Row[] = [];
   const notes: string[] = [];
-  if (!JOB_ONLY) {
-    const s1 = await scenario(rows, notes, '1 cold 10k, maxmind+cymru', () => coldCymru(service, upstreams, coldList));
-    const s2 = await scenario(rows, notes, '2 cold 10k, all four sources', () => allSources(service, upstreams, upstreamList));
-    await scenario(rows, notes, '3 cached 10k', () => cached(service, upstreamList));
-    await scenario(rows, notes, '4 GET /ip cached', () =>
-      singleLookups(service, upstreams, upstreamList, workDir, (started) => (bare = started)),
-    );
-    // Stopped before scenario 5, so that it does not compete for the CPU (and its profile is written).
-    await service.stop();
-    if (profileDir) notes.push(...(await summarizeProfile(profileDir, windows)));
-    await scenario(rows, notes, '5 RecordStore.save 10k', () => persisting(storeDb.url, storeList));
-    rows.push(peakMemory({ boot: bootPeak, scenario1: s1?.peakRss, scenario2: s2?.peakRss }));
-  } else {
-    await service.stop();
+  const { parts } = options;
+  const cells = parts.has('cold')
+    ? options.latenciesMs.flatMap((latencyMs) => options.cymruConnections.map((connections): Cell => ({ connections, latencyMs })))
+    : [];
+  const lists = routableLists([...cells.map(() => SETTINGS.addresses), SETTINGS.addresses, SETTINGS.addresses, SETTINGS.jobAddresses]);
+  const [upstreamList = [], storeList = [], jobList = []] = lists.slice(cells.length);
+
+  // Each cell of the matrix on a service of its own, booted for it, so that its peak RSS is its own and no cell
+  // inherits another's heap; they share the database and Redis, and their lists are disjoint.
+  for (const [index, cell] of cells.entries()) {
+    const name = `[${index + 1}/${cells.length}] cold 10k then cached, ${cellName(cell)}`;
+    const profile = `cold-${cell.connections}-${cell.latencyMs}`;
+    const cellWindows = windows.length;
+    await scenario(rows, notes, name, async () => {
+      const double = await startCymruWhois({ queryLatencyMs: fixedLatencyFor(cell.latencyMs), perAddressLatencyMs });
+      const closeDouble = { what: `close the Cymru double of ${cellName(cell)}`, run: () => double.close() };
+      cleanups.push(closeDouble);
+      const service = await startChild({
+        name: `service, ${cellName(cell)}`,
+        script: 'dist/server.js',
+        port: await freePort(),
+        env: { ...env, CYMRU_WHOIS_PORT: String(double.port), CYMRU_MAX_CONNECTIONS: String(cell.connections) },
+        nodeFlags: profiled(profile),
+        dropEnv: Object.keys(ConfigSchema.properties),
+      });
+      cleanups.push({ what: `stop the service of ${cellName(cell)}`, run: () => service.stop() });
+      try {
+        return await coldCell(service, double, cell, lists[index]!);
+      } finally {
+        await service.stop();
+        await double.close();
+        cleanups.splice(cleanups.indexOf(closeDouble), 1);
+      }
+    });
+    for (const row of rows.slice(-4)) process.stderr.write(`bench:   ${row.scenario}: ${row.measured}, ${row.value} ${verdict(row.pass)}\n`);
+    if (profileDir) notes.push(...(await summarizeProfile(join(profileDir, profile), windows.slice(cellWindows))));
   }
 
-  // The job runs on a worker of its own, as in a deployment (README, "Running at scale"), and is submitted
-  // to and streamed from an API process of its own: neither carries what scenarios 1-4 left in the
-  // service's heap, and the worker's peak RSS is its own from boot.
-  const roles: ChildServer[] = [];
-  cleanups.push({ what: 'stop the job processes', run: () => Promise.all(roles.map((child) => child.stop())) });
-  const startRole = async (role: 'api' | 'worker') => {
-    const dir = profileDir ? join(profileDir, `jobs-${role}`) : undefined;
-    const child = await startChild({
-      name: `service ROLE=${role}`,
+  let bare: ChildServer | undefined;
+  cleanups.push({ what: 'stop the bare server', run: async () => bare?.stop() });
+  if (parts.has('sources') || parts.has('ip')) {
+    const mainWindows = windows.length;
+    const service = await startChild({
+      name: 'service',
       script: 'dist/server.js',
       port: await freePort(),
-      env: { ...env, ROLE: role, ENRICH_MAX_IPS: String(SETTINGS.jobAddresses) },
-      nodeFlags: dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [],
+      env,
+      nodeFlags: profiled('main'),
       dropEnv: Object.keys(ConfigSchema.properties),
+      watch: Object.values(REFUSAL_LINES),
     });
-    roles.push(child);
-    return { child, dir };
-  };
-  const api = await startRole('api');
-  const worker = await startRole('worker');
-  const jobWindows = windows.length;
-  const job = await scenario(rows, notes, '7 cold job 100k, maxmind+cymru', () => coldJob(api.child, worker.child, upstreams, jobList));
-  if (job) await scenario(rows, notes, '9 stream the job results', () => streamResults(api.child, job.id, jobList.length, serviceDb.url));
-  await Promise.all(roles.map((child) => child.stop()));
-  for (const { dir } of [api, worker]) if (dir) notes.push(...(await summarizeProfile(dir, windows.slice(jobWindows))));
+    cleanups.push({ what: 'stop the service', run: () => service.stop() });
+    const bootPeak = await service.peakRss();
+    let s2: ScenarioResult | undefined;
+    if (parts.has('sources')) {
+      s2 = await scenario(rows, notes, '2 cold 10k, all four sources', () => allSources(service, upstreams, upstreamList));
+      rows.push(peakMemory({ boot: bootPeak, allSources: s2?.peakRss }));
+    } else {
+      // GET /ip needs the list cached, all four sources.
+      await timedEnrich(service.url, { ips: upstreamList });
+    }
+    if (parts.has('ip')) {
+      await scenario(rows, notes, 'c GET /ip cached', () =>
+        singleLookups(service, upstreams, upstreamList, workDir, options.loadConnections, (started) => (bare = started)),
+      );
+    }
+    // Stopped before the save scenario, so that it does not compete for the CPU (and its profile is written).
+    await service.stop();
+    if (profileDir) notes.push(...(await summarizeProfile(join(profileDir, 'main'), windows.slice(mainWindows))));
+  }
+  if (parts.has('save')) await scenario(rows, notes, '5 RecordStore.save 10k', () => persisting(storeDb.url, storeList));
+
+  // The job runs on a worker of its own, as in a deployment (README, "Running at scale"), and is submitted
+  // to and streamed from an API process of its own: neither carries what the other scenarios left in a
+  // service's heap, and the worker's peak RSS is its own from boot.
+  if (parts.has('job')) {
+    const roles: ChildServer[] = [];
+    cleanups.push({ what: 'stop the job processes', run: () => Promise.all(roles.map((child) => child.stop())) });
+    const startRole = async (role: 'api' | 'worker') => {
+      const dir = profileDir ? join(profileDir, `jobs-${role}`) : undefined;
+      const child = await startChild({
+        name: `service ROLE=${role}`,
+        script: 'dist/server.js',
+        port: await freePort(),
+        env: { ...env, ROLE: role, ENRICH_MAX_IPS: String(SETTINGS.jobAddresses) },
+        nodeFlags: dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [],
+        dropEnv: Object.keys(ConfigSchema.properties),
+      });
+      roles.push(child);
+      return { child, dir };
+    };
+    const api = await startRole('api');
+    const worker = await startRole('worker');
+    const jobWindows = windows.length;
+    const job = await scenario(rows, notes, '7 cold job 100k, maxmind+cymru', () => coldJob(api.child, worker.child, upstreams, jobList));
+    if (job) await scenario(rows, notes, '9 stream the job results', () => streamResults(api.child, job.id, jobList.length, serviceDb.url));
+    await Promise.all(roles.map((child) => child.stop()));
+    for (const { dir } of [api, worker]) if (dir) notes.push(...(await summarizeProfile(dir, windows.slice(jobWindows))));
+  }
 
   const { cymru, upstream, service: limits } = SETTINGS;
   console.log(
     [
       ...header,
-      `service: ${['node', ...nodeFlags, 'dist/server.js'].join(' ')} (built by npm run build; child process, LOG_LEVEL=warn, Redis L1, PostgreSQL)`,
-      `settings: ${SETTINGS.addresses} routable IPv4 per list, ${SETTINGS.jobAddresses} in the job; Cymru double ${cymru.queryLatencyMs} ms + ${cymru.perAddressLatencyMs} ms/address ` +
-        `per query, CYMRU_BATCH_SIZE ${cymru.batchSize}, CYMRU_MAX_CONNECTIONS ${cymru.maxConnections}; GreyNoise/DShield doubles ` +
+      `service: node ${profileDir ? '--cpu-prof ' : ''}dist/server.js (built by npm run build; child processes, LOG_LEVEL=warn, Redis L1, PostgreSQL)`,
+      `parts: ${[...parts].join(', ')}; matrix: CYMRU_MAX_CONNECTIONS ${options.cymruConnections.join('/')} × full-batch query ` +
+        `${options.latenciesMs.join('/')} ms (${cymru.perAddressLatencyMs} ms of it per address), each cell on a service booted for it, ` +
+        `MaxMind City only, the cold list then ${SETTINGS.matrix.cachedRepeats} cached repeats ${SETTINGS.cachedPauseMs} ms apart; ` +
+        `GET /ip at ${options.loadConnections.join('/')} load connections`,
+      `settings: ${SETTINGS.addresses} routable IPv4 per list, ${SETTINGS.jobAddresses} in the job; outside the matrix, Cymru double ` +
+        `${cymru.queryLatencyMs} ms + ${cymru.perAddressLatencyMs} ms/address per query, CYMRU_BATCH_SIZE ${cymru.batchSize}, CYMRU_MAX_CONNECTIONS ${cymru.maxConnections}; GreyNoise/DShield doubles ` +
         `${upstream.latencyMs} ms, ceilings ${upstream.greynoiseCeiling.rate}/s burst ${upstream.greynoiseCeiling.burst} and ` +
         `${upstream.dshieldCeiling.rate}/s burst ${upstream.dshieldCeiling.burst}; service GREYNOISE_RATE/BURST ` +
         `${limits.greynoise.rate}/${limits.greynoise.burst} in flight ${limits.greynoise.maxInFlight}, DSHIELD_RATE/BURST ` +
         `${limits.dshield.rate}/${limits.dshield.burst} in flight ${limits.dshield.maxInFlight}, ` +
-        `ENRICH_DEADLINE_MS ${limits.deadlineMs}; cached runs ${SETTINGS.cachedRuns}; autocannon ${SETTINGS.load.connections} ` +
-        `connections, ${SETTINGS.load.rounds} rounds of ${SETTINGS.load.seconds} s on the bare route then the service, after ` +
+        `ENRICH_DEADLINE_MS ${limits.deadlineMs}; autocannon ` +
+        `${SETTINGS.load.rounds} rounds of ${SETTINGS.load.seconds} s on the bare route then the service, after ` +
         `${SETTINGS.load.warmupSeconds} s warm-up each; save runs ${SETTINGS.saveRuns}; stream runs ${SETTINGS.streamRuns}`,
-      'peak RSS: VmHWM of the service process from /proc/<pid>/status, read right after scenario 1 and after ' +
-        'scenario 2 (the high-water mark is reset through /proc/<pid>/clear_refs before scenario 2); scenarios 7-9 run on a ' +
-        'ROLE=api and a ROLE=worker process started for them after scenario 5: 8 is the worker\'s VmHWM from its boot, and the ' +
-        'API process\'s is reset before each form of 9',
+      'peak RSS: VmHWM of the service process from /proc/<pid>/status: a matrix cell\'s from its boot to its last repeat, ' +
+        'growth is VmRSS after its last repeat minus after its second; scenario 2\'s after a reset through /proc/<pid>/clear_refs; ' +
+        'scenarios 7-9 run on a ROLE=api and a ROLE=worker process started for them: 8 is the worker\'s VmHWM from its boot, ' +
+        'and the API process\'s is reset before each form of 9',
       '',
       formatTable(rows),
       '',

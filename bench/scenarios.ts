@@ -1,13 +1,12 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { IpRecord, SourceName } from '../src/record/model.js';
 import { SOURCE_NAMES } from '../src/record/model.js';
 import type { CymruWhoisDouble } from '../tests/doubles/cymru-whois.js';
 import type { HttpUpstreamDouble } from '../tests/doubles/http-upstream.js';
 import { getJson, timedEnrich } from './enrich-client.js';
 import { load, type LoadResult } from './load.js';
-import { monotonicUs, wallWindow, type Window } from './profile.js';
+import { monotonicUs, type Window } from './profile.js';
 import { mb, median, ms, perSecond, type Row } from './report.js';
 import { freePort, startChild, type ChildServer } from './service.js';
 import { cymruQueryMs, SETTINGS } from './settings.js';
@@ -52,58 +51,6 @@ async function cpuDuring<T>(service: ChildServer, work: () => Promise<T>): Promi
   const before = await service.cpuSeconds();
   const value = await work();
   return { value, cpu: (await service.cpuSeconds()) - before };
-}
-
-/** 1: a cold list where every address needs Team Cymru, against the ideal of its batches and connections. */
-export async function coldCymru(service: ChildServer, upstreams: Upstreams, ips: readonly string[]): Promise<ScenarioResult> {
-  const { batchSize, maxConnections } = SETTINGS.cymru;
-  const firstConnection = upstreams.cymru.connections.length;
-  const { value: answer, cpu } = await cpuDuring(service, () => timedEnrich(service.url, { ips, sources: ['maxmind', 'cymru'] }));
-  const peakRss = await service.peakRss();
-  const batches = Math.ceil(ips.length / batchSize);
-  const ideal = Math.ceil(batches / maxConnections) * cymruQueryMs(SETTINGS);
-  const wrong = answer.results.filter((r) => r.status !== 'ok' || r.sources.cymru.status !== 'ok').length;
-  const connections = upstreams.cymru.connections.slice(firstConnection);
-  const cymruStart = Math.min(...connections.map((c) => c.startedAt));
-  const cymruEnd = Math.max(...connections.map((c) => c.endedAt ?? Number.NaN));
-  const busy = connections.reduce((sum, c) => sum + ((c.endedAt ?? Number.NaN) - c.startedAt), 0);
-  const idlePerQuery = ((cymruEnd - cymruStart) * maxConnections - busy) / connections.length;
-  const pass = answer.ms / ideal <= SETTINGS.targets.coldRatio && wrong === 0;
-  return {
-    peakRss,
-    windows: [
-      wallWindow('1 before the first Cymru query', answer.startedAt, cymruStart),
-      wallWindow('1 while Cymru answers', cymruStart, cymruEnd),
-      wallWindow('1 after the last Cymru answer', cymruEnd, answer.endedAt),
-    ],
-    rows: [
-      {
-        scenario: '1 cold 10k, maxmind+cymru',
-        measured: ms(answer.ms),
-        bound: `${ms(ideal)} (${batches} batches)`,
-        value: ratio(answer.ms / ideal),
-        target: `ratio <= ${SETTINGS.targets.coldRatio.toFixed(2)}`,
-        pass,
-      },
-      {
-        scenario: '1 throughput',
-        measured: perSecond((ips.length / answer.ms) * 1000, 'IPs'),
-        bound: perSecond((ips.length / ideal) * 1000, 'IPs'),
-        value: '-',
-        target: '-',
-        pass: undefined,
-      },
-    ],
-    notes: [
-      `1: ${connections.length} bulk queries (sizes ${[...new Set(connections.map((c) => c.addresses.length))].join('/')}), ` +
-        `at most ${upstreams.cymru.maxConcurrent()} at once; answers not ok: ${wrong}; service CPU ${cpu.toFixed(2)} s; ` +
-        `response ${mb(answer.bytes)}`,
-      `1: request start -> first Cymru connection ${ms(cymruStart - answer.startedAt)}; Cymru span ${ms(cymruEnd - cymruStart)}; ` +
-        `last Cymru answer -> last byte of the response ${ms(answer.endedAt - cymruEnd)}; service stats.durationMs ${answer.stats.durationMs}`,
-      `1: a query holds its connection ${ms(busy / connections.length)} on average (the double's price ${ms(cymruQueryMs(SETTINGS))}); ` +
-        `connection slots stand idle ${ms(idlePerQuery)} per query within the Cymru span`,
-    ],
-  };
 }
 
 function upstreamSpan(double: HttpUpstreamDouble, from: number) {
@@ -181,49 +128,6 @@ export async function allSources(service: ChildServer, upstreams: Upstreams, ips
   };
 }
 
-/** 3: the list of scenario 2 again, every address in the Redis L1. */
-export async function cached(service: ChildServer, ips: readonly string[]): Promise<ScenarioResult> {
-  const times: number[] = [];
-  const serverMs: number[] = [];
-  const l1Ms: number[] = [];
-  let cpuTotal = 0;
-  let bytes = 0;
-  for (let run = 0; run < SETTINGS.cachedRuns; run++) {
-    const { value: answer, cpu } = await cpuDuring(service, () => timedEnrich(service.url, { ips }));
-    const lookups = SOURCE_NAMES.reduce((sum, source) => sum + answer.stats.sources[source].lookups, 0);
-    if (answer.stats.tiers.l1.hits !== ips.length || lookups !== 0) {
-      throw new Error(`run ${run + 1} was not all cached: L1 hits ${answer.stats.tiers.l1.hits}, source lookups ${lookups}`);
-    }
-    times.push(answer.ms);
-    serverMs.push(answer.stats.durationMs);
-    l1Ms.push(answer.stats.tiers.l1.durationMs);
-    cpuTotal += cpu;
-    bytes = answer.bytes;
-    await sleep(SETTINGS.cachedPauseMs);
-  }
-  const best = Math.min(...times);
-  const rate = (ips.length / best) * 1000;
-  const target = SETTINGS.targets.cachedAddressesPerSecond;
-  return {
-    rows: [
-      {
-        scenario: `3 cached 10k (best of ${SETTINGS.cachedRuns})`,
-        measured: `${ms(best)} (median ${ms(median(times))})`,
-        bound: ms((ips.length / target) * 1000),
-        value: perSecond(rate, 'addresses'),
-        target: `>= ${perSecond(target, 'addresses')}`,
-        pass: rate >= target,
-      },
-    ],
-    notes: [
-      `3: runs ${times.map((t) => t.toFixed(0)).join(', ')} ms to the last byte; the service's own stats.durationMs ` +
-        `${serverMs.map((t) => t.toFixed(0)).join(', ')} (enricher only, before serialization), of which reading L1 ` +
-        `${l1Ms.map((t) => t.toFixed(0)).join(', ')}; response ${mb(bytes)}; ` +
-        `service CPU ${(cpuTotal / SETTINGS.cachedRuns).toFixed(2)} s per run including its background write`,
-    ],
-  };
-}
-
 /**
  * 4: GET /ip/:addr on cached addresses against a bare Fastify route answering a constant record. The two
  * take turns for a few rounds, so that a change in the machine's speed during the run (this is a shared
@@ -235,6 +139,7 @@ export async function singleLookups(
   upstreams: Upstreams,
   ips: readonly string[],
   workDir: string,
+  loadConnections: readonly number[],
   onBare: (bare: ChildServer) => void,
 ): Promise<ScenarioResult> {
   const record = await getJson(`${service.url}/ip/${ips[0]}`);
@@ -248,57 +153,53 @@ export async function singleLookups(
   });
   onBare(bare);
   const paths = ips.map((ip) => `/ip/${ip}`);
-  const { connections, seconds, warmupSeconds, rounds } = SETTINGS.load;
-  const upstreamBefore = upstreams.cymru.connections.length + upstreams.greynoise.requests.length + upstreams.dshield.requests.length;
-  await load(bare.url, paths, connections, warmupSeconds);
-  await load(service.url, paths, connections, warmupSeconds);
+  const { seconds, warmupSeconds, rounds } = SETTINGS.load;
+  const upstreamCount = () => upstreams.cymru.connections.length + upstreams.greynoise.requests.length + upstreams.dshield.requests.length;
+  const upstreamBefore = upstreamCount();
   const windows: Window[] = [];
-  const measured: Array<{ bare: LoadResult; bareCpu: number; service: LoadResult; cpu: number; ratio: number }> = [];
-  for (let round = 0; round < rounds; round++) {
-    const { value: baseline, cpu: bareCpu } = await cpuDuring(bare, () => load(bare.url, paths, connections, seconds));
-    const startUs = monotonicUs();
-    const { value, cpu } = await cpuDuring(service, () => load(service.url, paths, connections, seconds));
-    windows.push({ name: `4 GET /ip load on the service, round ${round + 1}`, startUs, endUs: monotonicUs() });
-    measured.push({ bare: baseline, bareCpu, service: value, cpu, ratio: value.requestsPerSecond / baseline.requestsPerSecond });
-  }
-  await bare.stop();
-  const upstreamAfter = upstreams.cymru.connections.length + upstreams.greynoise.requests.length + upstreams.dshield.requests.length;
-  const typical = [...measured].sort((a, b) => a.ratio - b.ratio)[Math.floor(measured.length / 2)]!;
-  const p99 = median(measured.map((round) => round.service.latencyP99Ms));
-  const clean =
-    measured.every((round) => round.service.failures === 0 && round.bare.failures === 0) && upstreamAfter === upstreamBefore;
+  const rows: Row[] = [];
+  const notes: string[] = [];
   const perRequestUs = (cpu: number, result: LoadResult) => ((cpu / result.total) * 1e6).toFixed(0);
-  return {
-    windows,
-    rows: [
-      {
-        scenario: `4 GET /ip cached, ${connections} conns, median of ${rounds} rounds of ${seconds} s`,
-        measured: perSecond(typical.service.requestsPerSecond, 'req'),
-        bound: `bare ${perSecond(typical.bare.requestsPerSecond, 'req')}`,
-        value: ratio(typical.ratio),
-        target: `ratio >= ${SETTINGS.targets.loadRatio.toFixed(2)}`,
-        pass: typical.ratio >= SETTINGS.targets.loadRatio && clean,
-      },
-      {
-        scenario: '4 GET /ip p99 latency (median round)',
-        measured: `${p99} ms`,
-        bound: `bare ${median(measured.map((round) => round.bare.latencyP99Ms))} ms`,
-        value: `p50 ${median(measured.map((round) => round.service.latencyP50Ms))} ms (1 ms steps)`,
-        target: `<= ${ms(SETTINGS.targets.p99Ms)}`,
-        pass: p99 <= SETTINGS.targets.p99Ms && clean,
-      },
-    ],
-    notes: [
+  for (const connections of loadConnections) {
+    process.stderr.write(`bench:   GET /ip at ${connections} connections, ${rounds} rounds of ${seconds} s each side\n`);
+    await load(bare.url, paths, connections, warmupSeconds);
+    await load(service.url, paths, connections, warmupSeconds);
+    const measured: Array<{ bare: LoadResult; bareCpu: number; service: LoadResult; cpu: number; ratio: number }> = [];
+    for (let round = 0; round < rounds; round++) {
+      const { value: baseline, cpu: bareCpu } = await cpuDuring(bare, () => load(bare.url, paths, connections, seconds));
+      const startUs = monotonicUs();
+      const { value, cpu } = await cpuDuring(service, () => load(service.url, paths, connections, seconds));
+      windows.push({ name: `c GET /ip load on the service, ${connections} conns, round ${round + 1}`, startUs, endUs: monotonicUs() });
+      measured.push({ bare: baseline, bareCpu, service: value, cpu, ratio: value.requestsPerSecond / baseline.requestsPerSecond });
+    }
+    const typical = [...measured].sort((a, b) => a.ratio - b.ratio)[Math.floor(measured.length / 2)]!;
+    const p99 = median(measured.map((round) => round.service.latencyP99Ms));
+    const clean = measured.every((round) => round.service.failures === 0 && round.bare.failures === 0);
+    const pass = typical.ratio >= SETTINGS.targets.loadRatio && p99 <= SETTINGS.targets.p99Ms && clean;
+    rows.push({
+      scenario: `c GET /ip cached, ${connections} load conns`,
+      measured: `${perSecond(typical.service.requestsPerSecond, 'req')}, p99 ${p99} ms`,
+      bound: `bare ${perSecond(typical.bare.requestsPerSecond, 'req')}, p99 ${median(measured.map((round) => round.bare.latencyP99Ms))} ms`,
+      value: `${ratio(typical.ratio)} (rounds ${measured.map((round) => ratio(round.ratio)).join(', ')})`,
+      target: `>= ${SETTINGS.targets.loadRatio.toFixed(2)}, p99 <= ${ms(SETTINGS.targets.p99Ms)}`,
+      pass,
+    });
+    process.stderr.write(`bench:   ${rows[rows.length - 1]!.scenario}: ${rows[rows.length - 1]!.value} ${pass ? 'pass' : 'FAIL'}\n`);
+    notes.push(
       ...measured.map(
         (round, index) =>
-          `4: round ${index + 1}: bare ${perSecond(round.bare.requestsPerSecond, 'req')} (${perRequestUs(round.bareCpu, round.bare)} µs CPU per ` +
+          `c ${connections} conns, round ${index + 1}: bare ${perSecond(round.bare.requestsPerSecond, 'req')} (${perRequestUs(round.bareCpu, round.bare)} µs CPU per ` +
           `request, p99 ${round.bare.latencyP99Ms} ms), service ${perSecond(round.service.requestsPerSecond, 'req')} ` +
           `(${perRequestUs(round.cpu, round.service)} µs CPU per request, p99 ${round.service.latencyP99Ms} ms, max ` +
           `${round.service.latencyMaxMs} ms), ratio ${ratio(round.ratio)}; failed: service ${round.service.failures}, bare ${round.bare.failures}`,
       ),
-      `4: upstream requests during the load: ${upstreamAfter - upstreamBefore}; record ${JSON.stringify(record).length} bytes`,
-    ],
-  };
+    );
+  }
+  await bare.stop();
+  const upstreamDuring = upstreamCount() - upstreamBefore;
+  if (upstreamDuring > 0) for (const row of rows) row.pass = false;
+  notes.push(`c: upstream requests during the load: ${upstreamDuring}; record ${JSON.stringify(record).length} bytes`);
+  return { windows, rows, notes };
 }
 
 /** 5: RecordStore.save of full records for a whole list, first as inserts and then as upserts. */
@@ -324,16 +225,14 @@ export async function persisting(databaseUrl: string, ips: readonly string[]): P
   };
 }
 
-/** 6: the highest VmHWM read after scenarios 1 and 2. */
-export function peakMemory(peaks: { scenario1?: number; scenario2?: number; boot: number }): Row {
-  const measured = Math.max(peaks.scenario1 ?? 0, peaks.scenario2 ?? 0);
-  const known = (value: number | undefined) => (value === undefined ? 'n/a' : mb(value));
+/** 6: the VmHWM of the service over scenario 2, whose lists ask all four sources. */
+export function peakMemory(peaks: { allSources?: number; boot: number }): Row {
   return {
-    scenario: '6 peak RSS of the service (VmHWM)',
-    measured: mb(measured),
+    scenario: '6 peak RSS of the service, all sources (VmHWM)',
+    measured: peaks.allSources === undefined ? 'n/a' : mb(peaks.allSources),
     bound: `boot ${mb(peaks.boot)}`,
-    value: `s1 ${known(peaks.scenario1)}, s2 ${known(peaks.scenario2)}`,
+    value: '-',
     target: `<= ${mb(SETTINGS.targets.peakRssBytes)}`,
-    pass: peaks.scenario1 === undefined && peaks.scenario2 === undefined ? null : measured <= SETTINGS.targets.peakRssBytes,
+    pass: peaks.allSources === undefined ? null : peaks.allSources <= SETTINGS.targets.peakRssBytes,
   };
 }

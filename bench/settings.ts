@@ -25,10 +25,25 @@ export const SETTINGS = {
     dshield: { rate: 1000, burst: 100, maxInFlight: 32 },
     deadlineMs: 120_000,
   },
-  cachedRuns: 7,
+  /**
+   * The matrix of deployments' settings (README, Performance): a cold list per cell, on a service of its own
+   * with that CYMRU_MAX_CONNECTIONS against a Cymru double that takes that long for a full batch, then the
+   * same list again cached; and GET /ip at each number of load connections.
+   */
+  matrix: {
+    cymruConnections: [1, 2, 4, 8],
+    /** The double's price of a full batch: perAddressLatencyMs × batchSize of it per address, the rest fixed. */
+    queryLatenciesMs: [200, 1000],
+    cachedRepeats: 10,
+    /** The first cached repeat, then the median of the repeats after it, this many. */
+    cachedMedianOf: 5,
+    loadConnections: [10, 32, 64],
+    /** VmRSS after the last repeat may exceed VmRSS after the second by this much ("no growth"). */
+    rssGrowthBytes: 16 * 1024 * 1024,
+  },
   /** Pause between cached runs, for the previous run's background bookkeeping write to finish. */
   cachedPauseMs: 500,
-  load: { connections: 10, seconds: 5, warmupSeconds: 1, rounds: 3 },
+  load: { seconds: 5, warmupSeconds: 1, rounds: 3 },
   saveRuns: 5,
   streamRuns: 3,
   targets: {
@@ -39,6 +54,8 @@ export const SETTINGS = {
     p99Ms: 10,
     saveMs: 300,
     peakRssBytes: 300 * 1024 * 1024,
+    /** A service whose lists need MaxMind and Team Cymru only, over the cold list and its cached repeats. */
+    coldPeakRssBytes: 250 * 1024 * 1024,
     streamRecordsPerSecond: 200_000,
   },
 } as const;
@@ -48,3 +65,7 @@ export type Settings = typeof SETTINGS;
 /** One bulk query of a full batch, as the Cymru double prices it. */
 export const cymruQueryMs = (settings: Settings): number =>
   settings.cymru.queryLatencyMs + settings.cymru.perAddressLatencyMs * settings.cymru.batchSize;
+
+/** The double's fixed part for a full batch priced `batchMs` in all. */
+export const fixedLatencyFor = (batchMs: number, settings: Settings = SETTINGS): number =>
+  batchMs - settings.cymru.perAddressLatencyMs * settings.cymru.batchSize;

@@ -5,28 +5,37 @@ import addFormats from 'ajv-formats';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { systemClock, type Clock } from './clock.js';
 import type { Config } from './config.js';
-import { answerClientError, answerFrameworkError, registerProblemHandlers } from './errors/handlers.js';
+import { answerClientError, answerFrameworkError, logsRequests, registerProblemHandlers } from './errors/handlers.js';
+import auth from './plugins/app/auth.js';
 import cache from './plugins/app/cache.js';
+import cors from './plugins/app/cors.js';
 import enricher from './plugins/app/enricher.js';
+import invalidations from './plugins/app/invalidation.js';
 import jobs from './plugins/app/jobs.js';
 import limiters from './plugins/app/limiters.js';
 import metrics from './plugins/app/metrics.js';
 import readiness from './plugins/app/readiness.js';
+import recordRemoval from './plugins/app/record-deletion.js';
+import { echoRequestIds, requestId } from './plugins/app/request-id.js';
 import sources from './plugins/app/sources.js';
 import database from './plugins/external/database.js';
 import maxmind from './plugins/external/maxmind.js';
 import redis from './plugins/external/redis.js';
 import type { AppOverrides } from './plugins/overrides.js';
+import { serviceLogger } from './plugins/app/logger.js';
 import enrichRoute from './routes/enrich.js';
 import healthRoutes from './routes/health.js';
 import ipRoute from './routes/ip.js';
 import jobRoutes from './routes/jobs.js';
 import metricsRoute from './routes/metrics.js';
+import recordRoutes from './routes/records.js';
+import { declareSecurity, SECURITY_SCHEMES } from './routes/security.js';
 import { EnrichStatsSchema } from './schemas/enrich.js';
 import { JOB_SCHEMAS } from './schemas/jobs.js';
 import { ProblemSchema } from './schemas/problem.js';
 import { ReadinessSchema } from './schemas/readiness.js';
 import { RECORD_SCHEMAS } from './schemas/record.js';
+import { RecordDeletionSchema } from './schemas/records.js';
 import { PRODUCT, VERSION } from './version.js';
 
 export type { AppOverrides };
@@ -44,9 +53,23 @@ declare module 'fastify' {
  * own parts. Every role has them all: the jobs plugin runs jobs only where ROLE says so, and the API routes
  * are served where it says so (see registerApi).
  */
-export const ENRICHMENT_PLUGINS = [readiness, database, redis, maxmind, cache, limiters, sources, metrics, enricher, jobs];
+export const ENRICHMENT_PLUGINS = [
+  readiness,
+  database,
+  redis,
+  maxmind,
+  cache,
+  limiters,
+  sources,
+  metrics,
+  enricher,
+  jobs,
+  invalidations,
+  recordRemoval,
+  auth,
+];
 
-export const API_SCHEMAS = [...RECORD_SCHEMAS, ProblemSchema, EnrichStatsSchema, ReadinessSchema, ...JOB_SCHEMAS];
+export const API_SCHEMAS = [...RECORD_SCHEMAS, ProblemSchema, EnrichStatsSchema, ReadinessSchema, ...JOB_SCHEMAS, RecordDeletionSchema];
 
 /**
  * Bodies are validated without coercion, so `{"ips": "1.2.3.4"}` or `{"ips": [1]}` is a 400 rather than
@@ -76,6 +99,8 @@ export async function registerApi(app: FastifyInstance, config: Config): Promise
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
   for (const schema of API_SCHEMAS) app.addSchema(schema);
   registerProblemHandlers(app);
+  echoRequestIds(app);
+  declareSecurity(app);
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
@@ -92,16 +117,19 @@ export async function registerApi(app: FastifyInstance, config: Config): Promise
         { name: 'jobs', description: 'lists of any size, enriched in the background' },
         { name: 'operations', description: 'health, readiness and documentation' },
       ],
+      components: { securitySchemes: SECURITY_SCHEMES },
     },
     refResolver: {
       buildLocalReference: (json, _baseUri, _fragment, index) => (typeof json.$id === 'string' ? json.$id : `def-${index}`),
     },
   });
   if (!app.hasDecorator('config')) app.decorate('config', config);
+  await app.register(cors);
   // A worker answers the orchestrator and Prometheus only; its work comes from the queue.
   if (config.ROLE !== 'worker') {
     await app.register(enrichRoute);
     await app.register(ipRoute);
+    await app.register(recordRoutes);
     await app.register(jobRoutes);
   }
   await app.register(healthRoutes);
@@ -111,11 +139,11 @@ export async function registerApi(app: FastifyInstance, config: Config): Promise
 
 export async function buildApp(config: Config, overrides: AppOverrides = {}): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: overrides.logger ?? { level: config.LOG_LEVEL },
+    logger: overrides.logger ?? serviceLogger(config),
+    genReqId: requestId,
     // Room for ENRICH_MAX_IPS addresses of the longest textual form, so the 413 names the real limit.
     bodyLimit: Math.max(1024 * 1024, config.ENRICH_MAX_IPS * 64),
-    // A line per request would dominate the cost of a cached lookup; debug and trace still log them.
-    logController: new LogController({ disableRequestLogging: config.LOG_LEVEL !== 'debug' && config.LOG_LEVEL !== 'trace' }),
+    logController: new LogController({ disableRequestLogging: !logsRequests(config.LOG_LEVEL) }),
     frameworkErrors: answerFrameworkError,
     clientErrorHandler: answerClientError,
     // The refusal while closing is answered as problem+json by registerProblemHandlers.

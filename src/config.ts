@@ -29,6 +29,25 @@ const OptionalHeaderValue = (minLength: number, description: string) =>
  */
 export const ConfigSchema = Type.Object({
   HOST: Type.String({ default: '127.0.0.1', minLength: 1, description: 'listen address' }),
+  AUTH: Type.Optional(
+    StringEnum(['off', 'keys'], {
+      description: 'keys: every API request needs an API key; unset: off on a loopback HOST, keys on any other',
+    }),
+  ),
+  METRICS_TOKEN: Type.Optional(
+    Type.String({ minLength: 16, pattern: '^[\\x21-\\x7E]+$', description: 'a bearer token GET /metrics then requires (printable ASCII, no spaces)' }),
+  ),
+  CORS_ORIGINS: Type.Optional(
+    Type.String({
+      pattern: '^(\\*|https?://[^\\s,/]+(\\s*,\\s*https?://[^\\s,/]+)*)$',
+      description: 'comma-separated origins (scheme://host[:port]) allowed to call the API from a browser, or *',
+    }),
+  ),
+  RECORD_RETENTION: Type.String({
+    default: 'off',
+    pattern: '^(off|[1-9]\\d*(s|m|h|d)?)$',
+    description: 'delete stored records neither seen nor looked up for this long; off: keep them',
+  }),
   PORT: Integer(8080, 0, 65535, 'listen port'),
   LOG_LEVEL: StringEnum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
     default: 'info',
@@ -92,6 +111,53 @@ export const ConfigSchema = Type.Object({
 
 export type Config = Static<typeof ConfigSchema>;
 
+/** Settings whose values are secret: a configuration error names them and what is wrong, never the value. */
+const SECRET_SETTINGS = new Set(['GREYNOISE_API_KEY', 'METRICS_TOKEN']);
+/** Connection strings, shown in an error without the password they may hold. */
+const URL_SETTINGS = new Set(['DATABASE_URL', 'REDIS_URL']);
+
+/**
+ * A connection string without its password, for a log line or an error. It works on text that is not a
+ * valid URL too (a mistyped scheme, `redis//:secret@host`), since those are the ones an error shows: in the
+ * part before the last `@`, whatever follows the first `:` after the scheme is the password. A `password=`
+ * parameter is hidden as well.
+ */
+export function withoutPassword(url: string): string {
+  const hidden = url.replace(/([?&]password=)[^&]*/gi, '$1***');
+  const at = hidden.lastIndexOf('@');
+  if (at === -1) return hidden;
+  const slashes = hidden.indexOf('//');
+  const start = slashes !== -1 && slashes < at ? slashes + 2 : 0;
+  const colon = hidden.indexOf(':', start);
+  if (colon === -1 || colon > at) return hidden;
+  return `${hidden.slice(0, colon + 1)}***${hidden.slice(at)}`;
+}
+
+/** Whether the listen address only accepts connections from this machine. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127(\.\d{1,3}){3}$/.test(host);
+}
+
+/** AUTH as it applies: unset means off only while the service listens on loopback (secure by default). */
+export function authMode(config: Pick<Config, 'AUTH' | 'HOST'>): 'off' | 'keys' {
+  return config.AUTH ?? (isLoopback(config.HOST) ? 'off' : 'keys');
+}
+
+/** A value as a configuration error may show it. */
+function shownValue(variable: string, value: unknown): string {
+  const text = typeof value === 'string' ? value : JSON.stringify(value ?? '');
+  if (SECRET_SETTINGS.has(variable)) return `(${text.length} characters, not shown)`;
+  if (URL_SETTINGS.has(variable)) return JSON.stringify(withoutPassword(text));
+  return JSON.stringify(text);
+}
+
+/** For a value that must be printable ASCII: where the first character that is not is, without showing it. */
+function firstUnprintable(value: unknown): string {
+  if (typeof value !== 'string') return '';
+  const at = [...value].findIndex((character) => !/^[\x20-\x7E]$/.test(character));
+  return at === -1 ? '' : ` (character ${at + 1} is not printable ASCII)`;
+}
+
 export class ConfigError extends Error {
   override name = 'ConfigError';
 }
@@ -110,6 +176,7 @@ function describeExpected(schema: TSchema): string {
   if (schema.minimum !== undefined) parts.push(`>= ${String(schema.minimum)}`);
   if (schema.exclusiveMinimum !== undefined) parts.push(`> ${String(schema.exclusiveMinimum)}`);
   if (schema.maximum !== undefined) parts.push(`<= ${String(schema.maximum)}`);
+  if (typeof schema.minLength === 'number' && schema.minLength > 1) parts.push(`at least ${schema.minLength} characters`);
   if (schema.pattern !== undefined) parts.push(`matching ${String(schema.pattern)}`);
   return parts.join(', ');
 }
@@ -131,7 +198,8 @@ export function loadConfig(env: Record<string, string | undefined>, overrides: P
     const variable = firstError.path.replace(/^\//, '').split('/')[0] ?? firstError.path;
     const property = ConfigSchema.properties[variable as keyof typeof ConfigSchema.properties] as TSchema | undefined;
     const expected = property ? describeExpected(property) : firstError.message;
-    throw new ConfigError(`${variable}=${JSON.stringify(raw[variable] ?? '')} is invalid: expected ${expected}`);
+    const where = SECRET_SETTINGS.has(variable) ? firstUnprintable(raw[variable]) : '';
+    throw new ConfigError(`${variable}=${shownValue(variable, raw[variable])} is invalid: expected ${expected}${where}`);
   }
   return candidate as Config;
 }

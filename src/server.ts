@@ -2,6 +2,7 @@ import { setFlagsFromString } from 'node:v8';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { errorMessage } from './errors/message.js';
+import { scrubber } from './plugins/app/logger.js';
 
 // V8 moves an allocation site to old space once most of its objects outlive a young collection, which
 // the bulk path (thousands of records per list) quickly teaches it. The short-lived objects of every
@@ -23,7 +24,8 @@ try {
   app = await buildApp(config);
 } catch (error) {
   // The logger has already recorded details where it could; the operator needs the one line that says why.
-  process.stderr.write(`boot failed: ${errorMessage(error)}\n`);
+  // A driver's message may quote a connection string or a password: the line is scrubbed like the log.
+  process.stderr.write(`boot failed: ${scrubber(config)(errorMessage(error))}\n`);
   process.exit(1);
 }
 

@@ -29,6 +29,10 @@ export class MemoryTier implements RecordCache {
     return Promise.resolve();
   }
 
+  delete(ips: readonly string[]): Promise<number> {
+    return Promise.resolve(ips.filter((ip) => this.cache.delete(ip)).length);
+  }
+
   health(): 'ok' {
     return 'ok';
   }

@@ -32,6 +32,11 @@ export class NearTier implements RecordCache {
     await Promise.all([this.local.setMany(records), this.remote.setMany(records)]);
   }
 
+  async delete(ips: readonly string[]): Promise<number> {
+    const [local, remote] = await Promise.all([this.local.delete(ips), this.remote.delete(ips)]);
+    return Math.max(local, remote);
+  }
+
   health(): 'ok' | 'degraded' {
     return this.remote.health();
   }

@@ -7,6 +7,8 @@ export interface RecordCache {
   /** The record if this process holds it, read synchronously; never asks a remote store. */
   peek(ip: string): StoredRecord | undefined;
   setMany(records: readonly StoredRecord[]): Promise<void>;
+  /** Removes the addresses from every copy this process reaches (DELETE /ip, retention); how many were held. */
+  delete(ips: readonly string[]): Promise<number>;
   /** 'degraded' while the backing store is unreachable; the service keeps answering without it. */
   health(): 'ok' | 'degraded';
   /** Cache commands that failed since start. */

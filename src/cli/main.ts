@@ -5,6 +5,7 @@ import { INPUT_FORMATS, InputError } from '../input/extract.js';
 import { SOURCE_NAMES, type SourceName } from '../record/model.js';
 import { VERSION } from '../version.js';
 import { CliError, EXIT } from './exit.js';
+import { registerKeyCommands } from './commands/keys-program.js';
 import { OUTPUT_FORMATS } from './output.js';
 
 const EXIT_STATUSES = `
@@ -153,9 +154,10 @@ export function buildProgram(): Command {
     .command('migrate')
     .description('apply the database migrations and create the job queues (DATABASE_URL, or the embedded database in DATA_DIR) and exit')
     .action(async () => {
-      const { migrate } = await import('./commands/migrate.js');
+      const { migrate } = await import('./commands/service.js');
       return finish(await migrate());
     });
+  registerKeyCommands(program);
   return program;
 }
 

@@ -142,7 +142,7 @@ function updateToRow(update: RecordUpdate): Record<string, unknown> {
  * A failed statement is the database being away (these statements are fixed and tested), so the caller
  * learns that it may try again later; the cause stays attached for the log.
  */
-async function unavailableOnFailure<T>(work: Promise<T>): Promise<T> {
+export async function unavailableOnFailure<T>(work: Promise<T>): Promise<T> {
   try {
     return await work;
   } catch (error) {
@@ -211,6 +211,29 @@ export class RecordStore {
     }
     const rows = [...byIp.values()].sort((a, b) => (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : 0)).map(updateToRow);
     await unavailableOnFailure(Promise.all(chunks(rows, CHUNK).map((part) => this.database.pool.query(UPSERT_SQL, [jsonbText(part), at]))));
+  }
+
+  /** Deletes the records of these addresses; the addresses that had one. */
+  async delete(ips: readonly string[]): Promise<string[]> {
+    const { rows } = await unavailableOnFailure(this.database.pool.query<{ ip: string }>('DELETE FROM ip_record WHERE ip = ANY($1::text[]) RETURNING ip', [ips]));
+    return rows.map((row) => row.ip);
+  }
+
+  /**
+   * Deletes up to `limit` records neither seen nor looked up since `before`, among the addresses after `after`
+   * in key order, so that a cleanup walks the table once along its primary key, a short statement at a time.
+   * Returns how many were deleted and the last address examined (undefined once the table's end is reached).
+   */
+  async deleteUnseen(before: Date, after: string, limit: number): Promise<{ deleted: number; last: string | undefined }> {
+    const { rows } = await unavailableOnFailure(
+      this.database.pool.query<{ ip: string; deleted: boolean }>(
+        `WITH page AS (SELECT ip, last_seen < $1 AS old FROM ip_record WHERE ip > $2 ORDER BY ip LIMIT $3),
+              gone AS (DELETE FROM ip_record r USING page WHERE r.ip = page.ip AND page.old AND r.last_seen < $1 RETURNING r.ip)
+         SELECT page.ip, gone.ip IS NOT NULL AS deleted FROM page LEFT JOIN gone ON gone.ip = page.ip ORDER BY page.ip`,
+        [before, after, limit],
+      ),
+    );
+    return { deleted: rows.filter((row) => row.deleted).length, last: rows.length < limit ? undefined : rows.at(-1)?.ip };
   }
 
   async ping(): Promise<void> {

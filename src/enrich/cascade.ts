@@ -1,5 +1,4 @@
 import { elapsedMs, type TieredLoader, type TierStats } from '../cache/tiered-loader.js';
-import { chunks } from '../chunks.js';
 import type { Clock } from '../clock.js';
 import type { RecordUpdate } from '../db/record-store.js';
 import { parseAddress, type ParsedAddress } from '../ip/address.js';
@@ -21,7 +20,8 @@ import {
   type PlanContext,
   type RateLimitedSource,
 } from './plan.js';
-import { routableJson, unroutedView, type Outcomes } from './record-view.js';
+import { InputOrder, type ResultsSink } from './input-order.js';
+import { routableJson, type Outcomes } from './record-view.js';
 import type { EnrichStats, SourceCounters } from './stats.js';
 import type { Freshness, SourceSet } from './sources.js';
 
@@ -40,6 +40,8 @@ export interface EnrichResult {
   results: string[];
   stats: EnrichStats;
 }
+
+export type { ResultsSink };
 
 export interface EnrichOutcomes {
   /**
@@ -92,6 +94,8 @@ interface Work {
   fromL2: boolean;
   /** The record as merged once the address's work is done. */
   merged?: StoredRecord;
+  /** The answer for the address spelled canonically, serialized when its chunk settled (answers only). */
+  json?: string;
 }
 
 /** One request's view of the sources, and its tallies. */
@@ -106,6 +110,17 @@ interface Request {
 
 const ALL_SOURCES: ReadonlySet<SourceName> = new Set(SOURCE_NAMES);
 const EMPTY_SOURCES: StoredSources = { maxmind: null, cymru: null, greynoise: null, dshield: null };
+
+const newWork = (ip: string): Work => ({
+  ip,
+  known: undefined,
+  plan: undefined,
+  fromL2: false,
+  outcomes: {},
+  update: {},
+  saved: undefined,
+  counted: false,
+});
 
 const noLookups = (): SourceCounters => ({ lookups: 0, ok: 0, notFound: 0, errors: 0, rateLimited: 0 });
 const noReads = (): TierStats => ({ hits: 0, misses: 0, durationMs: 0 });
@@ -138,14 +153,19 @@ export class Enricher {
   constructor(private readonly deps: EnricherDeps) {}
 
   async enrich(request: EnrichRequest): Promise<EnrichResult> {
-    const { parsed, work, stats } = await this.run(request, 'request');
-    const results = request.inputs.map((input, index) => {
-      const address = parsed[index] as ParsedAddress;
-      if (address.kind !== 'routable') return JSON.stringify(unroutedView(input, address));
-      const item = work.get(address.ip)!;
-      return routableJson(input, item.merged!, item.outcomes);
-    });
+    const results: string[] = [];
+    const stats = await this.enrichInOrder(request, (records) => results.push(...records));
     return { results, stats };
+  }
+
+  /**
+   * The answer of a request handed over as it becomes final: the records of every input whose address's
+   * chunk has finished, up to the first one still under way, so that a long list is serialized and sent
+   * while its last bulk queries are in flight. Rejects if the request fails, whatever it handed over already.
+   */
+  async enrichInOrder(request: EnrichRequest, sink: ResultsSink): Promise<EnrichStats> {
+    const { stats } = await this.run(request, 'request', sink);
+    return stats;
   }
 
   /**
@@ -175,57 +195,76 @@ export class Enricher {
   private async run(
     request: EnrichRequest,
     kind: EnrichKind,
-  ): Promise<{ parsed: ParsedAddress[]; work: Map<string, Work>; stats: EnrichStats }> {
+    sink?: ResultsSink,
+  ): Promise<{ work: Map<string, Work>; stats: EnrichStats }> {
     const started = performance.now();
-    const parsed = request.inputs.map((input) => parseAddress(input));
-    const work = new Map<string, Work>();
-    let invalid = 0;
-    let bogon = 0;
-    for (const address of parsed) {
-      if (address.kind === 'invalid') invalid += 1;
-      else if (address.kind === 'bogon') bogon += 1;
-      else if (!work.has(address.ip)) {
-        work.set(address.ip, {
-          ip: address.ip,
-          known: undefined,
-          plan: undefined,
-          fromL2: false,
-          outcomes: {},
-          update: {},
-          saved: undefined,
-          counted: false,
-        });
-      }
-    }
+    const { inputs } = request;
+    const { chunkSize } = this.deps;
     const state = this.begin(request, kind, {
-      total: request.inputs.length,
-      unique: work.size,
-      invalid,
-      bogon,
+      total: inputs.length,
+      unique: 0,
+      invalid: 0,
+      bogon: 0,
       durationMs: 0,
       tiers: { l1: noReads(), l2: noReads() },
       sources: { maxmind: noLookups(), cymru: noLookups(), greynoise: noLookups(), dshield: noLookups() },
     });
-    const items = [...work.values()];
-    if (!state.context.refresh && this.answerableInProcess(items, state)) {
-      this.settle(items, state);
+    const { stats } = state;
+    const parsed = new Array<ParsedAddress>(inputs.length);
+    const work = new Map<string, Work>();
+    const items: Work[] = [];
+    const answers = sink && new InputOrder(inputs, parsed, work, sink, chunkSize);
+    // Whether every address so far is in the process-local copy of L1 with nothing due; see answerableInProcess.
+    let answerable = !state.context.refresh;
+    let launched = 0;
+    const running: Array<Promise<void>> = [];
+    let collected: Promise<unknown> = Promise.resolve();
+    const launch = (part: Work[]) => {
+      const chunk = this.runChunk(part, state, collected, answers);
+      collected = chunk.collected;
+      // Awaited below with the others; a chunk that fails while the list is still being read must not go unheard.
+      chunk.done.catch(() => undefined);
+      running.push(chunk.done);
+    };
+
+    // The list is read a chunk's worth of distinct addresses at a time, and once it is clear that it is not
+    // answered in process, each chunk is started as soon as it is read: the first bulk query leaves while the
+    // rest of a long list is still being parsed. Chunks are collected one after another (tiers, then their
+    // queries leave) so that the first bulk query is not held back by the collection of the others; their
+    // answers overlap freely.
+    let index = 0;
+    while (index < inputs.length) {
+      const fresh: Work[] = [];
+      for (; index < inputs.length && fresh.length < chunkSize; index++) {
+        const address = parseAddress(inputs[index] as string);
+        parsed[index] = address;
+        if (address.kind === 'invalid') stats.invalid += 1;
+        else if (address.kind === 'bogon') stats.bogon += 1;
+        else if (!work.has(address.ip)) {
+          const item = newWork(address.ip);
+          work.set(address.ip, item);
+          fresh.push(item);
+        }
+      }
+      items.push(...fresh);
+      if (answerable) answerable = this.answerableInProcess(fresh, state);
+      if (answerable) continue;
+      for (; items.length - launched >= chunkSize; launched += chunkSize) launch(items.slice(launched, launched + chunkSize));
+      // Lets the chunks just started reach their tiers and their upstreams before the rest is read.
+      if (index < inputs.length) await new Promise((resolve) => setImmediate(resolve));
+    }
+    stats.unique = work.size;
+    if (answerable) {
+      this.settle(items, state, answers !== undefined);
+      answers?.flush();
     } else {
-      // Chunks are collected one after another (tiers, then their queries leave) so that the first bulk
-      // query is not held back by the collection of the whole list; their answers overlap freely.
-      let collected: Promise<unknown> = Promise.resolve();
-      await Promise.all(
-        chunks(items, this.deps.chunkSize).map((part) => {
-          const chunk = this.runChunk(part, state, collected);
-          collected = chunk.collected;
-          return chunk.done;
-        }),
-      );
+      if (launched < items.length) launch(items.slice(launched));
+      await Promise.all(running);
     }
 
-    const { stats } = state;
     stats.durationMs = elapsedMs(started);
     this.deps.onStats?.(stats, kind);
-    return { parsed, work, stats };
+    return { work, stats };
   }
 
   private begin(request: EnrichRequest, kind: EnrichKind, stats: EnrichStats): Request {
@@ -280,20 +319,25 @@ export class Enricher {
     return answerable;
   }
 
-  private runChunk(items: Work[], request: Request, previous: Promise<unknown>) {
+  private runChunk(items: Work[], request: Request, previous: Promise<unknown>, answers: InputOrder | undefined) {
     const collection = previous.then(async () => {
       await this.collect(items, request);
       // Wrapped, so that the collection settles once the queries have left, not when they have answered.
-      return { answers: this.askAndSave(items, request) };
+      return { answers: this.askAndWrite(items, request) };
     });
     return {
       collected: collection.then(
         () => undefined,
         () => undefined,
       ),
-      done: collection.then(async ({ answers }) => {
-        await answers;
-        await this.deps.tiers.fill(this.settle(items, request));
+      done: collection.then(async (asked) => {
+        const writes = await asked.answers;
+        // Merged and serialized while the writes are under way; handed over once they are done, since an
+        // answer says what is stored.
+        const cacheable = this.settle(items, request, answers !== undefined);
+        await Promise.all(writes);
+        answers?.flush();
+        await this.deps.tiers.fill(cacheable);
       }),
     };
   }
@@ -324,7 +368,7 @@ export class Enricher {
    * addresses requests keep hot (and the churn of a 1,000,000-address job through the in-process LRU was
    * most of the garbage its worker's heap grew with).
    */
-  private settle(items: Work[], request: Request): StoredRecord[] {
+  private settle(items: Work[], request: Request, serialize: boolean): StoredRecord[] {
     const cacheable: StoredRecord[] = [];
     const unchanged: string[] = [];
     for (const item of items) {
@@ -338,6 +382,8 @@ export class Enricher {
               sources: { ...(item.known?.sources ?? EMPTY_SOURCES), ...item.update },
               updatedAt: request.at.toISOString(),
             };
+      // Serialized now, while later chunks are still asking, rather than when the inputs before it are done.
+      if (serialize) item.json = routableJson(item.ip, item.merged, item.outcomes);
       if (request.kind === 'request' ? changed || item.fromL2 : changed && item.known !== undefined && !item.fromL2) {
         cacheable.push(item.merged);
       }
@@ -349,11 +395,19 @@ export class Enricher {
   }
 
   /**
-   * Asks every source what its plan says for these addresses, and writes each answer as it arrives: the
-   * Team Cymru part as soon as the bulk query is done, the rate-limited sources after.
+   * Asks every source what its plan says for these addresses, and starts writing each answer as it arrives:
+   * the Team Cymru part as soon as the bulk query is done, the rate-limited sources after. Resolves once every
+   * source has answered, with the writes, which may still be under way.
    */
-  private async askAndSave(items: Work[], request: Request): Promise<void> {
+  private async askAndWrite(items: Work[], request: Request): Promise<Array<Promise<void>>> {
     const { sources } = this.deps;
+    const writes: Array<Promise<void>> = [];
+    const write = (part: Iterable<Work>) => {
+      const written = this.persist(part, request.at);
+      // Awaited by the chunk once the other sources have answered too; a failure before then must not go unheard.
+      written.catch(() => undefined);
+      writes.push(written);
+    };
     const fetchedAt = request.at.toISOString();
     const record = (item: Work, source: SourceName, outcome: SourceOutcome<unknown>) => {
       item.outcomes[source] = outcome;
@@ -387,7 +441,7 @@ export class Enricher {
     const pending: Array<Promise<unknown>> = [];
     if (cymruDue.size > 0) {
       pending.push(
-        sources.cymru.lookupStreaming([...cymruDue.keys()], (results) => this.persist(recordAll(cymruDue, 'cymru', results), request.at)),
+        sources.cymru.lookupStreaming([...cymruDue.keys()], (results) => write(recordAll(cymruDue, 'cymru', results))),
       );
     }
     for (const source of RATE_LIMITED_SOURCES) {
@@ -398,7 +452,8 @@ export class Enricher {
       pending.push(sources[source].lookup([...due.keys()], options).then((results) => recordAll(due, source, results)));
     }
     if (pending.length > 0) await Promise.all(pending);
-    await this.persist(items, request.at);
+    write(items);
+    return writes;
   }
 
   /** Writes what these addresses learned and has not been written yet, counting each address once. */
@@ -419,3 +474,4 @@ export class Enricher {
     if (updates.length > 0) await this.deps.store.save(updates, at);
   }
 }
+

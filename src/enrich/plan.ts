@@ -41,8 +41,24 @@ export interface AddressPlan {
 const NOTHING_DUE: AddressPlan = { maxmind: false, cymru: false, greynoise: false, dshield: false, answered: undefined };
 const ASN_FROM_MAXMIND: SourceOutcome<never> = { status: 'skipped', reason: 'MaxMind knows the ASN' };
 
+/**
+ * The records of a list mostly share their fetchedAt (one request wrote them all), so the last text parsed
+ * is kept: Date.parse was the largest single cost of planning a cached 10,000-address list (12–18 ms of its
+ * 40–130 ms in the service, --cpu-prof).
+ */
+let lastFetchedAt = '';
+let lastFetchedMs = Number.NaN;
+
+function fetchedMs(fetchedAt: string): number {
+  if (fetchedAt !== lastFetchedAt) {
+    lastFetchedMs = Date.parse(fetchedAt);
+    lastFetchedAt = fetchedAt;
+  }
+  return lastFetchedMs;
+}
+
 function isFresh(state: StoredSourceState<unknown> | null | undefined, ttlMs: number, now: number): boolean {
-  return state != null && now - Date.parse(state.fetchedAt) < ttlMs;
+  return state != null && now - fetchedMs(state.fetchedAt) < ttlMs;
 }
 
 /** What a source that is not ready answers; a source switched off because the upstream refused us says so. */

@@ -80,11 +80,18 @@ const STATIC: ReadonlySet<string> = new Set(['skipped', 'disabled', 'unavailable
 /** Serialized answers by stored record object, then by the static outcomes that shaped them. */
 const serialized = new WeakMap<StoredRecord, Map<string, string>>();
 
+/**
+ * What, besides the record, shapes an answer: '' when nothing does; undefined when something that changes
+ * from request to request does (an error, a rate limit). An answer fetched now (`ok`, `not_found`) was
+ * stored with that very status and fetchedAt in the record, and `report` gives it the same text as that
+ * stored state with no outcome: so the answer of the request that fetched a record is the one every later
+ * request finds cached, and a list asked again right after it costs no serialization.
+ */
 function staticKey(outcomes: Outcomes): string | undefined {
   let key = '';
   for (const source of SOURCE_NAMES) {
     const outcome = outcomes[source];
-    if (!outcome) continue;
+    if (!outcome || outcome.status === 'ok' || outcome.status === 'not_found') continue;
     if (!STATIC.has(outcome.status)) return undefined;
     // A refusal makes the record partial, so it shapes the answer as much as the status does.
     const refused = outcome.status === 'disabled' && outcome.refused ? ':refused' : '';

@@ -3,8 +3,12 @@ import type { ConnectionError, FastifyError, FastifyInstance, FastifyReply, Fast
 import { DatabaseUnavailableError } from '../db/errors.js';
 import { PROBLEM_CONTENT_TYPE, ProblemError, problemBody, type Problem, type ProblemBody } from './problem.js';
 import type { FixedDetailCode } from './registry.js';
+import { REQUEST_ID_HEADER } from '../plugins/app/request-id.js';
 
-const send = (reply: FastifyReply, body: ProblemBody): FastifyReply => reply.code(body.status).type(PROBLEM_CONTENT_TYPE).send(body);
+// The request id goes on here as well: a request refused by the router or by access control never reaches
+// the hook that sets it on every other answer.
+const send = (reply: FastifyReply, body: ProblemBody): FastifyReply =>
+  reply.code(body.status).header(REQUEST_ID_HEADER, reply.request.id).type(PROBLEM_CONTENT_TYPE).send(body);
 
 const notFound = (request: FastifyRequest): Problem => ({ code: 'not-found', detail: `no route for ${request.method} ${request.url}` });
 
@@ -68,8 +72,12 @@ function sendProblem(error: HandledError, request: FastifyRequest, reply: Fastif
   if (!problem) request.log.error({ err: error }, 'unhandled error');
   const body = problemBody(problem ?? { code: 'internal-error' }, request.id);
   if (problem && body.status >= 500) request.log.error({ err: error }, body.detail);
+  if (error instanceof ProblemError) reply.headers(error.headers);
   return send(reply, body);
 }
+
+/** A line per request would dominate the cost of a cached lookup; debug and trace still log them. */
+export const logsRequests = (level: string): boolean => level === 'debug' || level === 'trace';
 
 /**
  * Fastify's `frameworkErrors` option. The router refuses a path that is not valid percent-encoding, or a
@@ -77,6 +85,14 @@ function sendProblem(error: HandledError, request: FastifyRequest, reply: Fastif
  * leave as Fastify's own application/json.
  */
 export function answerFrameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  // Fastify logs "incoming request" for these but never "request completed", since the response listeners
+  // that log it are set up by the router, which refused the request.
+  if (logsRequests(request.log.level)) {
+    const started = performance.now();
+    reply.raw.once('finish', () =>
+      request.log.info({ res: reply, responseTime: performance.now() - started }, 'request completed'),
+    );
+  }
   sendProblem(error, request, reply);
 }
 

@@ -32,7 +32,15 @@ export class ProblemError extends Error {
     this.problem = detail === undefined ? { code: code as FixedDetailCode } : { code, detail };
   }
 
+  /** Headers the answer carries besides the problem (WWW-Authenticate, Retry-After). */
+  headers: Record<string, string | number> = {};
+
   get code(): ProblemCode {
     return this.problem.code;
+  }
+
+  withHeaders(headers: Record<string, string | number>): this {
+    this.headers = { ...this.headers, ...headers };
+    return this;
   }
 }

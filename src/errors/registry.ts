@@ -22,6 +22,8 @@ const definitions = {
     title: 'Bad Request',
     detail: 'the list holds no address (blank lines and # comments do not count)',
   },
+  unauthorized: { status: 401, title: 'Unauthorized' },
+  forbidden: { status: 403, title: 'Forbidden' },
   'not-found': { status: 404, title: 'Not Found' },
   'job-not-found': { status: 404, title: 'Not Found' },
   'request-timeout': { status: 408, title: 'Request Timeout', detail: 'the request was not received in time' },
@@ -30,6 +32,8 @@ const definitions = {
   'body-too-large': { status: 413, title: 'Payload Too Large' },
   'uri-too-long': { status: 414, title: 'URI Too Long' },
   'unsupported-media-type': { status: 415, title: 'Unsupported Media Type' },
+  'rate-limited': { status: 429, title: 'Too Many Requests' },
+  'address-limit': { status: 429, title: 'Too Many Requests' },
   'headers-too-large': {
     status: 431,
     title: 'Request Header Fields Too Large',

@@ -8,6 +8,8 @@ import type { SliceEnd } from './runner.js';
 export const JOB_QUEUE = 'ipenrich-job';
 export const REFRESH_QUEUE = 'ipenrich-refresh';
 export const RETENTION_QUEUE = 'ipenrich-retention';
+/** The stored records' retention (src/plugins/app/record-deletion.ts), a queue of the same pg-boss. */
+export const RECORD_RETENTION_QUEUE = 'ipenrich-record-retention';
 /** Finished jobs are looked for every hour; JOB_RETENTION is counted in days. */
 const RETENTION_CRON = '17 * * * *';
 
@@ -24,6 +26,7 @@ const QUEUES = [
   { name: JOB_QUEUE, policy: 'short', retryLimit: 0 },
   { name: REFRESH_QUEUE, policy: 'short', retryLimit: 1 },
   { name: RETENTION_QUEUE, policy: 'short', retryLimit: 1 },
+  { name: RECORD_RETENTION_QUEUE, policy: 'short', retryLimit: 1 },
 ] as const satisfies readonly PgBoss.Queue[];
 
 /** pg-boss on the service's pool; it creates and migrates its own schema at start, under its own advisory lock. */

@@ -20,6 +20,8 @@ export interface Submission {
   refresh?: boolean;
   label?: string | null;
   kind?: JobKind;
+  /** The API key that submits the job, whose jobs alone it may see (null: none, AUTH=off). */
+  owner?: string | null;
 }
 
 export interface JobsDeps {
@@ -60,6 +62,7 @@ export class Jobs {
       sources,
       refresh: submission.refresh === true,
       createdAt: new Date(clock.now()),
+      ownerKeyId: submission.owner ?? null,
     });
     const counts = await storeInputs(this.deps.database, id, submission.inputs, maskOf(sources));
     const row = await store.open(id, counts, initialProgress(counts.unique, sources));
@@ -78,8 +81,9 @@ export class Jobs {
     return (await this.deps.store.find(id)) !== null;
   }
 
-  async list(statuses: readonly JobStatus[] | undefined, limit: number): Promise<JobView[]> {
-    const [rows, pace] = await Promise.all([this.deps.store.list(statuses, limit), this.#pace()]);
+  /** The latest jobs; with `owner`, only that key's. */
+  async list(statuses: readonly JobStatus[] | undefined, limit: number, owner?: string): Promise<JobView[]> {
+    const [rows, pace] = await Promise.all([this.deps.store.list(statuses, limit, owner), this.#pace()]);
     const now = this.deps.clock.now();
     return rows.map((row) => jobView(row, now, pace));
   }

@@ -14,6 +14,7 @@ export interface NewJob {
   sources: readonly SourceName[];
   refresh: boolean;
   createdAt: Date;
+  ownerKeyId?: string | null;
 }
 
 /** What one finished chunk changes, written at once and only by the worker holding the job's lease. */
@@ -77,10 +78,10 @@ export class JobStore {
     return this.prisma.enrichmentJob.findFirst({ where: { id, status: { not: CREATED } } });
   }
 
-  /** The latest jobs first. */
-  async list(statuses: readonly JobStatus[] | undefined, limit: number): Promise<JobRow[]> {
+  /** The latest jobs first; with `owner`, only the jobs that API key submitted. */
+  async list(statuses: readonly JobStatus[] | undefined, limit: number, owner?: string): Promise<JobRow[]> {
     return this.prisma.enrichmentJob.findMany({
-      where: { status: { in: [...(statuses ?? JOB_STATUSES)] } },
+      where: { status: { in: [...(statuses ?? JOB_STATUSES)] }, ...(owner === undefined ? {} : { ownerKeyId: owner }) },
       orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
       take: limit,
     });

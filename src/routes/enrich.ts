@@ -2,13 +2,14 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ProblemError } from '../errors/problem.js';
 import { EnrichAnswerSchema, EnrichBodySchema } from '../schemas/enrich.js';
 import { problemResponses } from './problems.js';
-import { sendSerialized } from './serialized.js';
+import { sendInOrder } from './serialized.js';
 
 const enrichRoute: FastifyPluginAsyncTypebox = async (app) => {
   const maxIps = app.config.ENRICH_MAX_IPS;
   app.post(
     '/enrich',
     {
+      config: { scope: 'enrich' },
       schema: {
         summary: 'Enrich a list of IP addresses',
         description:
@@ -37,15 +38,18 @@ const enrichRoute: FastifyPluginAsyncTypebox = async (app) => {
         }
       },
     },
-    async (request, reply) => {
-      const { results, stats } = await app.enricher.enrich({
-        inputs: request.body.ips,
-        sources: request.body.sources,
-        refresh: request.body.refresh,
-        deadline: app.clock.now() + app.config.ENRICH_DEADLINE_MS,
-      });
-      return sendSerialized(reply, `{"results":[${results.join(',')}],"stats":${JSON.stringify(stats)}}`);
-    },
+    async (request, reply) =>
+      sendInOrder(reply, (sink) =>
+        app.enricher.enrichInOrder(
+          {
+            inputs: request.body.ips,
+            sources: request.body.sources,
+            refresh: request.body.refresh,
+            deadline: app.clock.now() + app.config.ENRICH_DEADLINE_MS,
+          },
+          sink,
+        ),
+      ),
   );
 };
 

@@ -10,6 +10,7 @@ const ipRoute: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/ip/:addr',
     {
+      config: { scope: 'lookup' },
       schema: {
         summary: 'Enrich one IP address',
         description: 'Answers from the stored record, enriching on demand what is missing or stale.',

@@ -61,7 +61,7 @@ const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/jobs',
     {
       bodyLimit,
-      config: { accepts: 'application/json or text/plain' },
+      config: { accepts: 'application/json or text/plain', scope: 'jobs' },
       schema: {
         summary: 'Submit a list to be enriched in the background',
         description:
@@ -106,6 +106,7 @@ const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
         sources: fields.sources ?? query.sources,
         refresh: fields.refresh ?? query.refresh,
         label: fields.label ?? query.label,
+        owner: request.apiKey?.id ?? null,
       });
       return reply.code(202).header('location', `/jobs/${job.id}`).send(job);
     },
@@ -114,6 +115,7 @@ const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/jobs',
     {
+      config: { scope: 'jobs' },
       schema: {
         summary: 'The latest jobs',
         description: 'Newest first. Finished jobs are kept for JOB_RETENTION (default 7d).',
@@ -131,12 +133,13 @@ const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
         },
       },
     },
-    async (request) => ({ jobs: await app.jobs.list(request.query.status, request.query.limit) }),
+    async (request) => ({ jobs: await app.jobs.list(request.query.status, request.query.limit, request.jobOwner) }),
   );
 
   app.get(
     '/jobs/:id',
     {
+      config: { scope: 'jobs' },
       schema: {
         summary: 'A job: its status, counts, progress per phase and estimated time left',
         tags: ['jobs'],
@@ -158,6 +161,7 @@ const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/jobs/:id/results',
     {
+      config: { scope: 'jobs' },
       schema: {
         summary: "A job's results, one record per input string, in input order",
         description:
@@ -218,6 +222,7 @@ const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.delete(
     '/jobs/:id',
     {
+      config: { scope: 'jobs' },
       schema: {
         summary: 'Cancel a queued or running job',
         description: 'What the job finished stays: its records, and its results so far. A finished job is a 409.',

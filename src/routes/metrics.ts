@@ -7,6 +7,7 @@ const metricsRoute: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/metrics',
     {
+      config: { scope: 'metrics' },
       schema: {
         summary: 'Prometheus metrics: cache tiers (hits, misses, errors, latency) and upstreams (calls, errors, limited)',
         tags: ['operations'],

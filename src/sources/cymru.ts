@@ -50,6 +50,8 @@ export class CymruClient implements BulkAsnSource {
   #failures = 0;
   #inFlight = 0;
   #health: BulkSourceHealth = READY;
+  /** Addresses whose bulk query is waiting or out, with the answer of that query. */
+  readonly #asking = new Map<string, Promise<Map<string, CymruOutcome>>>();
 
   constructor(options: CymruOptions) {
     this.#options = options;
@@ -75,18 +77,47 @@ export class CymruClient implements BulkAsnSource {
    * Calls onBatch once per batch as soon as its outcome is final. Calls never overlap, so the callback may
    * merge into shared state or persist without its own locking. Rejects only if onBatch does, and then
    * only after every batch has finished.
+   *
+   * An address another lookup's query is asking for already is not asked again: its answer comes from that
+   * query (two identical lists sent at once make one set of queries). Such an address is counted as asked
+   * until the query's own onBatch has returned (the cascade starts its write there); a lookup that arrives
+   * after that and before the write is done asks again, as it would for an address nobody asked about.
    */
   async lookupStreaming(
     ips: readonly string[],
     onBatch: (results: Map<string, CymruOutcome>) => void | Promise<void>,
   ): Promise<void> {
+    const own: string[] = [];
+    const joined = new Map<Promise<Map<string, CymruOutcome>>, string[]>();
+    for (const ip of new Set(ips)) {
+      const asking = this.#asking.get(ip);
+      if (!asking) own.push(ip);
+      else if (joined.has(asking)) joined.get(asking)!.push(ip);
+      else joined.set(asking, [ip]);
+    }
+    const answers = chunks(own, this.#options.batchSize).map((batch) => {
+      const answer = this.#runBatch(batch);
+      for (const ip of batch) this.#asking.set(ip, answer);
+      const taken = () => {
+        for (const ip of batch) if (this.#asking.get(ip) === answer) this.#asking.delete(ip);
+      };
+      return { answer, taken };
+    });
+    for (const [answer, shared] of joined) {
+      const subset = answer.then((results) => new Map(shared.map((ip) => [ip, results.get(ip)!])));
+      answers.push({ answer: subset, taken: () => undefined });
+    }
     let delivered: Promise<void> = Promise.resolve();
     const settled = await Promise.allSettled(
-      chunks([...new Set(ips)], this.#options.batchSize).map(async (batch) => {
-        const results = await this.#runBatch(batch);
-        const delivery = delivered.then(() => onBatch(results));
-        delivered = delivery.catch(() => undefined);
-        await delivery;
+      answers.map(async ({ answer, taken }) => {
+        try {
+          const results = await answer;
+          const delivery = delivered.then(() => onBatch(results));
+          delivered = delivery.catch(() => undefined);
+          await delivery;
+        } finally {
+          taken();
+        }
       }),
     );
     const rejected = settled.find((result) => result.status === 'rejected');

@@ -5,6 +5,7 @@ import type { LookupOptions, SourceAvailability } from '../enrich/sources.js';
 import { LookupRun, type UpstreamAdmission } from '../limiter/admission.js';
 import type { SourceOutcome } from '../record/model.js';
 import { PRODUCT } from '../version.js';
+import { SharedLookups } from './shared-lookups.js';
 
 export interface UpstreamAnswer {
   statusCode: number;
@@ -70,6 +71,7 @@ export class HttpUpstream {
   readonly #baseUrl: string;
   readonly #headers: Record<string, string>;
   readonly #admission: UpstreamAdmission;
+  readonly #shared: SharedLookups;
   readonly #clock: Clock;
   readonly #timeoutMs: number;
   readonly #retries: number;
@@ -86,6 +88,7 @@ export class HttpUpstream {
     this.#baseUrl = options.baseUrl.replace(/\/+$/, '');
     this.#headers = options.headers;
     this.#admission = options.admission;
+    this.#shared = new SharedLookups(options.admission);
     this.#clock = options.clock ?? systemClock;
     this.#timeoutMs = options.timeoutMs ?? 10_000;
     this.#retries = options.retries ?? 2;
@@ -102,13 +105,16 @@ export class HttpUpstream {
     });
   }
 
-  /** See UpstreamAdmission.lookupEach; `lookupOne` hands the run to `get`. */
+  /**
+   * See UpstreamAdmission.lookupEach, with the addresses other lookups are asking for already shared
+   * (SharedLookups); `lookupOne` hands the run to `get`.
+   */
   lookupEach<T>(
     ips: readonly string[],
     options: LookupOptions,
     lookupOne: (ip: string, run: LookupRun) => Promise<SourceOutcome<T>>,
   ): Promise<Map<string, SourceOutcome<T>>> {
-    return this.#admission.lookupEach(ips, options, lookupOne);
+    return this.#shared.lookupEach(ips, options, lookupOne);
   }
 
   availability(): SourceAvailability {

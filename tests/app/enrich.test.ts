@@ -3,9 +3,12 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IpRecord } from '../../src/record/model.js';
 import type { EnrichStats } from '../../src/enrich/stats.js';
+import { request } from 'undici';
 import { defaultRow, type WhoisRow } from '../doubles/cymru-whois.js';
 import { startHarness, type Harness } from '../support/app.js';
 import { expectToMatchSchema } from '../support/contract.js';
+import { createTestDatabase } from '../support/database.js';
+import { startTcpProxy } from '../support/tcp-proxy.js';
 
 interface EnrichAnswer {
   results: IpRecord[];
@@ -207,6 +210,120 @@ describe('POST /enrich', () => {
     } finally {
       await failing.close();
     }
+  });
+});
+
+/** POST /enrich over a real socket, the way a client reads the streamed answer. */
+async function postOverHttp(app: Harness['app'], body: object) {
+  if (!app.server.listening) await app.listen({ host: '127.0.0.1', port: 0 });
+  const { port } = app.server.address() as AddressInfo;
+  const response = await request(`http://127.0.0.1:${port}/enrich`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  return response;
+}
+
+describe('the streamed answer of POST /enrich', () => {
+  it('is byte for byte the whole answer serialized at once, whatever order its chunks finish in', async () => {
+    // Chunks of two addresses, three queries at once; the first query hangs until its timeout, so the
+    // chunks after it finish first and the head of the list is final last.
+    const streamed = await startHarness({
+      config: { CYMRU_BATCH_SIZE: 2, CYMRU_MAX_CONNECTIONS: 3, CYMRU_RETRIES: 0, CYMRU_TIMEOUT_MS: 300 },
+      cymru: { behaviour: (index) => (index === 0 ? 'hang' : 'answer') },
+    });
+    try {
+      const inputs = ['45.2.0.1', 'nope', '45.2.0.2', '10.1.1.1', '45.2.0.3', ' 45.2.0.4', '45.2.0.5', '45.2.0.1', '::ffff:45.2.0.3'];
+      const response = await postOverHttp(streamed.app, { ips: inputs, sources: ['maxmind', 'cymru'] });
+      expect(response.statusCode).toBe(200);
+      expect(response.headers['content-type']).toBe('application/json; charset=utf-8');
+      const text = await response.body.text();
+      const answer = JSON.parse(text) as EnrichAnswer;
+      // What the route sent when it serialized the whole answer at the end: each record with JSON.stringify,
+      // joined by commas, then the stats.
+      const whole = `{"results":[${answer.results.map((record) => JSON.stringify(record)).join(',')}],"stats":${JSON.stringify(answer.stats)}}`;
+      expect(text).toBe(whole);
+      expect(answer.results.map((record) => [record.input, record.status])).toEqual([
+        ['45.2.0.1', 'partial'],
+        ['nope', 'invalid'],
+        ['45.2.0.2', 'partial'],
+        ['10.1.1.1', 'bogon'],
+        ['45.2.0.3', 'ok'],
+        [' 45.2.0.4', 'ok'],
+        ['45.2.0.5', 'ok'],
+        ['45.2.0.1', 'partial'],
+        ['::ffff:45.2.0.3', 'ok'],
+      ]);
+      expect(answer.results[0]!.sources.cymru).toMatchObject({ status: 'error', error: expect.stringMatching(/timed out/) });
+      for (const record of answer.results) expectToMatchSchema('IpRecord', record);
+
+      // Asked again, every record comes from the cache tiers: the same records, in one piece.
+      const again = await postOverHttp(streamed.app, { ips: inputs.slice(4, 7), sources: ['maxmind', 'cymru'] });
+      const cached = (await again.body.json()) as EnrichAnswer;
+      expect(cached.results.map((record) => JSON.stringify(record))).toEqual(answer.results.slice(4, 7).map((record) => JSON.stringify(record)));
+      expect(again.headers['content-length']).toBeDefined();
+    } finally {
+      await streamed.close();
+    }
+  });
+
+  it('ends the connection before the end of the body when the database fails after the head was sent', async () => {
+    const database = await createTestDatabase();
+    const url = new URL(database.url);
+    const proxy = await startTcpProxy({ host: url.hostname, port: Number(url.port || 5432) });
+    url.port = String(proxy.port);
+    const failing = await startHarness({
+      database,
+      config: { DATABASE_URL: url.toString(), DATABASE_TIMEOUT_MS: 300, CYMRU_BATCH_SIZE: 2, CYMRU_MAX_CONNECTIONS: 1 },
+      cymru: { queryLatencyMs: 300 },
+    });
+    try {
+      const response = await postOverHttp(failing.app, { ips: ['45.3.0.1', '45.3.0.2', '45.3.0.3', '45.3.0.4'], sources: ['maxmind', 'cymru'] });
+      // The head went out with the first chunk's records; the second chunk's write then finds no database.
+      expect(response.statusCode).toBe(200);
+      proxy.freeze();
+      await expect(response.body.text()).rejects.toThrow();
+    } finally {
+      await proxy.close();
+      await failing.close();
+      await database.drop();
+    }
+  });
+});
+
+describe('concurrent requests for the same addresses', () => {
+  let shared: Harness;
+  beforeAll(async () => {
+    shared = await startHarness({
+      config: { CYMRU_BATCH_SIZE: 500, ENRICH_MAX_IPS: 500 },
+      // Long enough for every request to have read the tiers and reached the upstream while the first one's
+      // lookup is still out, however slowly this machine runs them: "at once".
+      cymru: { queryLatencyMs: 500 },
+      upstream: { latencyMs: 500 },
+    });
+  });
+  afterAll(async () => shared.close());
+
+  it('make one Team Cymru query for two identical 500-address lists sent at the same moment', async () => {
+    const ips = Array.from({ length: 500 }, (_, k) => `47.${k >> 8}.${k & 255}.9`);
+    const post = () => shared.app.inject({ method: 'POST', url: '/enrich', payload: { ips, sources: ['maxmind', 'cymru'] } });
+    const [first, second] = await Promise.all([post(), post()]);
+    expect(shared.cymru.connections).toHaveLength(1);
+    const records = (response: typeof first) => response.json<EnrichAnswer>().results;
+    expect(records(second).map((record) => [record.ip, record.status, record.asn?.number])).toEqual(
+      records(first).map((record) => [record.ip, 'ok', record.asn?.number]),
+    );
+    expect(second.json<EnrichAnswer>().stats.sources.cymru).toMatchObject({ lookups: 500, ok: 500 });
+  });
+
+  it('cost one GreyNoise call for a hot address asked by 100 requests at once', async () => {
+    const answers = await Promise.all(
+      Array.from({ length: 100 }, () => shared.app.inject({ method: 'GET', url: '/ip/47.200.1.1?sources=greynoise' })),
+    );
+    expect(answers.every((answer) => answer.statusCode === 200)).toBe(true);
+    expect(shared.greynoise.requestsFor('47.200.1.1')).toHaveLength(1);
+    expect(new Set(answers.map((answer) => answer.json<IpRecord>().sources.greynoise.status))).toEqual(new Set(['not_found']));
   });
 });
 

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { MemoryTier } from '../../src/cache/memory-tier.js';
 import { TieredLoader, type RecordSource } from '../../src/cache/tiered-loader.js';
 import { ManualClock } from '../support/manual-clock.js';
@@ -76,10 +76,13 @@ class FakeMaxMind implements InProcessSource {
 /** Answers AS64500 for every address, except those it is told to fail; remembers every batch asked. */
 class FakeCymru implements BulkAsnSource {
   readonly batches: string[][] = [];
+  /** What a batch waits for before it answers, e.g. for the test to let it go. */
+  answering: (ips: readonly string[]) => Promise<void> = () => Promise.resolve();
   constructor(private readonly failing: ReadonlySet<string> = new Set()) {}
 
   async lookupStreaming(ips: readonly string[], onBatch: (results: Map<string, SourceOutcome<Asn>>) => void | Promise<void>) {
     this.batches.push([...ips]);
+    await this.answering(ips);
     const failed = ips.some((ip) => this.failing.has(ip));
     await onBatch(
       new Map(
@@ -146,7 +149,7 @@ function setUp(options: { maxmindAsns?: Record<string, number>; failingCymru?: s
     const { results, stats } = await enricher.enrich({ inputs, deadline: clock.now() + 10_000, ...extra });
     return { records: results.map((json) => JSON.parse(json) as IpRecord), stats };
   };
-  return { clock, store, l1, sources, counted, enrich };
+  return { clock, store, l1, sources, counted, enrich, enricher };
 }
 
 describe('Enricher', () => {
@@ -164,6 +167,24 @@ describe('Enricher', () => {
     expect(sources.greynoise.asked).toEqual(['8.8.8.8', '1.1.1.1']);
     expect(sources.maxmind.asked).toEqual(['8.8.8.8', '1.1.1.1']);
     expect(stats).toMatchObject({ total: 5, unique: 2, invalid: 1, bogon: 1 });
+  });
+
+  it('hands over the head of the list in input order while a later chunk is still asking', async () => {
+    const { sources, enricher, clock } = setUp({ chunkSize: 2 });
+    let release = () => {};
+    const released = new Promise<void>((resolve) => (release = resolve));
+    sources.cymru.answering = (ips) => (ips.includes('3.3.3.3') ? released : Promise.resolve());
+    const handed: string[][] = [];
+    const inputs = ['1.1.1.1', 'nonsense', '2.2.2.2', '3.3.3.3', '1.1.1.1', '4.4.4.4', '5.5.5.5'];
+    const done = enricher.enrichInOrder({ inputs, deadline: clock.now() + 10_000 }, (records) =>
+      handed.push(records.map((json) => (JSON.parse(json) as IpRecord).input)),
+    );
+    await vi.waitFor(() => expect(handed.flat()).toEqual(['1.1.1.1', 'nonsense', '2.2.2.2']));
+    release();
+    await done;
+    expect(handed.flat()).toEqual(inputs);
+    const whole = (await enricher.enrich({ inputs, deadline: clock.now() + 10_000 })).results;
+    expect(whole.map((json) => (JSON.parse(json) as IpRecord).input)).toEqual(inputs);
   });
 
   it('asks nothing again for addresses answered fresh, and counts their lookups instead', async () => {

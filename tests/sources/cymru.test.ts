@@ -385,6 +385,27 @@ describe('CymruClient', () => {
     expect(double.connections).toHaveLength(8);
   });
 
+  it('makes one query for two identical 500-address lists asked at the same moment', async () => {
+    const double = await whois({ queryLatencyMs: 50 });
+    const cymru = client(double);
+    const ips = Array.from({ length: 500 }, (_, k) => `46.${k >> 8}.${k & 255}.1`);
+    const [first, second] = await Promise.all([cymru.lookup(ips), cymru.lookup([...ips].reverse())]);
+    expect(double.connections).toHaveLength(1);
+    expect(second).toEqual(first);
+    expect(second.get('46.1.0.1')).toMatchObject({ status: 'ok', data: { number: 1046 } });
+  });
+
+  it('asks only for what another lookup is not asking for already, and asks anew once that answer is taken', async () => {
+    const double = await whois({ queryLatencyMs: 50 });
+    const cymru = client(double);
+    const first = cymru.lookup(['46.9.0.1', '46.9.0.2']);
+    const second = cymru.lookup(['46.9.0.2', '46.9.0.3']);
+    expect((await second).get('46.9.0.2')).toEqual((await first).get('46.9.0.2'));
+    expect(double.connections.map((c) => c.addresses)).toEqual([['46.9.0.1', '46.9.0.2'], ['46.9.0.3']]);
+    await cymru.lookup(['46.9.0.2']);
+    expect(double.connections).toHaveLength(3);
+  });
+
   it('opens no connection for an empty list', async () => {
     const double = await whois();
     expect((await client(double).lookup([])).size).toBe(0);

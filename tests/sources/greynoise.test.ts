@@ -417,4 +417,35 @@ describe('GreyNoiseSource', () => {
     expect(upstream.requests).toHaveLength(2);
     expect((await admission.state()).inFlight).toBe(0);
   });
+
+  it('sends one request for a hot address asked by 100 lookups at once', async () => {
+    const { source, admission } = greynoise({ maxInFlight: 4 });
+    upstream.respondTo('8.8.4.4', respond.json({ ip: '8.8.4.4', noise: true, classification: 'malicious' }));
+    const answers = await Promise.all(Array.from({ length: 100 }, () => source.lookup(['8.8.4.4'], soon())));
+    expect(upstream.requestsFor('8.8.4.4')).toHaveLength(1);
+    expect(admission.stats().admitted).toBe(1);
+    expect(new Set(answers.map((answer) => answer.get('8.8.4.4')?.status))).toEqual(new Set(['ok']));
+  });
+
+  it('does not join a lookup that may wait past its own deadline', async () => {
+    const { source } = greynoise();
+    upstream.enqueue(respond.json({ ip: '8.8.4.5', noise: false }), respond.json({ ip: '8.8.4.5', noise: false }));
+    const later = source.lookup(['8.8.4.5'], { deadline: Date.now() + 5_000 });
+    const sooner = source.lookup(['8.8.4.5'], { deadline: Date.now() + 1_000 });
+    await Promise.all([later, sooner]);
+    expect(upstream.requestsFor('8.8.4.5')).toHaveLength(2);
+  });
+
+  it('asks for the address itself when the lookup it joined is given up by its caller', async () => {
+    const { source } = greynoise({ maxInFlight: 1 });
+    upstream.enqueue(respond.hang());
+    const controller = new AbortController();
+    const given = source.lookup(['8.8.4.6'], { deadline: Date.now() + 5_000, signal: controller.signal });
+    const joined = source.lookup(['8.8.4.6'], { deadline: Date.now() + 5_000 });
+    while (upstream.requests.length < 1) await new Promise((resolve) => setTimeout(resolve, 5));
+    controller.abort(new Error('job cancelled'));
+    await expect(given).rejects.toThrow('job cancelled');
+    expect((await joined).get('8.8.4.6')?.status).toBe('not_found');
+    expect(upstream.requestsFor('8.8.4.6')).toHaveLength(2);
+  });
 });

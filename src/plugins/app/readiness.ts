@@ -51,7 +51,9 @@ export class ReadinessRegistry {
       ask('greynoise'),
       ask('dshield'),
     ]);
-    const status = database.status === 'error' ? 'unready' : cache.status === 'degraded' ? 'degraded' : 'ready';
+    // A Redis that no longer answers degrades the service even before the cache tier has noticed it.
+    const degraded = cache.status === 'degraded' || redis.status === 'unreachable';
+    const status = database.status === 'error' ? 'unready' : degraded ? 'degraded' : 'ready';
     return { status, database, redis, cache, sources: { maxmind, cymru, greynoise, dshield }, defaults: [...this.#defaults] };
   }
 }

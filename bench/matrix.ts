@@ -1,0 +1,115 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { SOURCE_NAMES } from '../src/record/model.js';
+import type { CymruWhoisDouble } from '../tests/doubles/cymru-whois.js';
+import { timedEnrich, type TimedAnswer } from './enrich-client.js';
+import { wallWindow } from './profile.js';
+import { mb, median, ms, perSecond } from './report.js';
+import type { ScenarioResult } from './scenarios.js';
+import type { ChildServer } from './service.js';
+import { SETTINGS } from './settings.js';
+
+/** One cell of the matrix: the service's CYMRU_MAX_CONNECTIONS and the double's price of a full batch. */
+export interface Cell {
+  connections: number;
+  latencyMs: number;
+}
+
+export const cellName = (cell: Cell) => `conns ${cell.connections}, ${cell.latencyMs} ms`;
+
+const SOURCES = ['maxmind', 'cymru'] as const;
+
+function expectCached(answer: TimedAnswer, ips: readonly string[], what: string): void {
+  const lookups = SOURCE_NAMES.reduce((sum, source) => sum + answer.stats.sources[source].lookups, 0);
+  if (answer.stats.tiers.l1.hits !== ips.length || lookups !== 0) {
+    throw new Error(`${what} was not all cached: L1 hits ${answer.stats.tiers.l1.hits}, source lookups ${lookups}`);
+  }
+}
+
+/**
+ * (a) a cold list where every address needs Team Cymru, on a service of its own, against the ideal of its
+ * batches and connections; (b) the same list again, cached, right after and then repeatedly; (d) the
+ * service's peak RSS over all of it, and its RSS from repeat to repeat.
+ */
+export async function coldCell(service: ChildServer, cymru: CymruWhoisDouble, cell: Cell, ips: readonly string[]): Promise<ScenarioResult> {
+  const { batchSize } = SETTINGS.cymru;
+  const { cachedRepeats, cachedMedianOf, rssGrowthBytes } = SETTINGS.matrix;
+  const name = cellName(cell);
+  const firstConnection = cymru.connections.length;
+  const cpuBefore = await service.cpuSeconds();
+  const cold = await timedEnrich(service.url, { ips, sources: SOURCES });
+  const cpu = (await service.cpuSeconds()) - cpuBefore;
+  const batches = Math.ceil(ips.length / batchSize);
+  const ideal = Math.ceil(batches / cell.connections) * cell.latencyMs;
+  const wrong = cold.results.filter((r) => r.status !== 'ok' || r.sources.cymru.status !== 'ok').length;
+  const connections = cymru.connections.slice(firstConnection);
+  const cymruStart = Math.min(...connections.map((c) => c.startedAt));
+  const cymruEnd = Math.max(...connections.map((c) => c.endedAt ?? Number.NaN));
+
+  // The first repeat comes right after the cold answer, as a client asking again would; the pause between
+  // later ones lets the bookkeeping write of the previous one finish, as traffic of a few lists a second would.
+  const repeats: number[] = [];
+  const rss: number[] = [];
+  for (let run = 0; run < cachedRepeats; run++) {
+    const answer = await timedEnrich(service.url, { ips, sources: SOURCES });
+    expectCached(answer, ips, `repeat ${run + 1}`);
+    repeats.push(answer.ms);
+    rss.push(await service.rss());
+    await sleep(SETTINGS.cachedPauseMs);
+  }
+  const peakRss = await service.peakRss();
+  const first = repeats[0]!;
+  const later = median(repeats.slice(1, 1 + cachedMedianOf));
+  const rate = (value: number) => (ips.length / value) * 1000;
+  const minRate = SETTINGS.targets.cachedAddressesPerSecond;
+  const bound = ms((ips.length / minRate) * 1000);
+  const growth = rss[rss.length - 1]! - rss[1]!;
+  const ratio = cold.ms / ideal;
+  return {
+    peakRss,
+    windows: [
+      wallWindow(`a ${name}: before the first Cymru query`, cold.startedAt, cymruStart),
+      wallWindow(`a ${name}: while Cymru answers`, cymruStart, cymruEnd),
+      wallWindow(`a ${name}: after the last Cymru answer`, cymruEnd, cold.endedAt),
+    ],
+    rows: [
+      {
+        scenario: `a cold 10k, ${name}`,
+        measured: ms(cold.ms),
+        bound: `${ms(ideal)} (${Math.ceil(batches / cell.connections)} × ${cell.latencyMs} ms)`,
+        value: ratio.toFixed(3),
+        target: `<= ${SETTINGS.targets.coldRatio.toFixed(2)}`,
+        pass: ratio <= SETTINGS.targets.coldRatio && wrong === 0,
+      },
+      {
+        scenario: `b cached, first repeat, ${name}`,
+        measured: ms(first),
+        bound,
+        value: perSecond(rate(first), 'addresses'),
+        target: `>= ${perSecond(minRate)}`,
+        pass: rate(first) >= minRate,
+      },
+      {
+        scenario: `b cached, median of ${cachedMedianOf}, ${name}`,
+        measured: ms(later),
+        bound,
+        value: perSecond(rate(later), 'addresses'),
+        target: `>= ${perSecond(minRate)}`,
+        pass: rate(later) >= minRate,
+      },
+      {
+        scenario: `d peak RSS, ${name}`,
+        measured: mb(peakRss),
+        bound: `growth ${mb(growth)} (repeat 2 → ${cachedRepeats})`,
+        value: `after repeats ${rss.map((bytes) => (bytes / 1024 / 1024).toFixed(0)).join('/')} MB`,
+        target: `<= ${mb(SETTINGS.targets.coldPeakRssBytes)}, growth <= ${mb(rssGrowthBytes)}`,
+        pass: peakRss <= SETTINGS.targets.coldPeakRssBytes && growth <= rssGrowthBytes,
+      },
+    ],
+    notes: [
+      `a ${name}: ${connections.length} bulk queries, at most ${cymru.maxConcurrent()} at once; answers not ok: ${wrong}; ` +
+        `request start -> first Cymru connection ${ms(cymruStart - cold.startedAt)}; Cymru span ${ms(cymruEnd - cymruStart)}; ` +
+        `last Cymru answer -> last byte ${ms(cold.endedAt - cymruEnd)}; service CPU ${cpu.toFixed(2)} s; response ${mb(cold.bytes)}`,
+      `b ${name}: repeats ${repeats.map((t) => t.toFixed(0)).join(', ')} ms to the last byte`,
+    ],
+  };
+}
