@@ -1,10 +1,12 @@
+import { readFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
 import { Agent, request } from 'undici';
 import { monotonicUs, wallWindow, type Window } from './profile.js';
 import { mb, median, ms, perSecond, type Row } from './report.js';
 import type { Upstreams } from './scenarios.js';
-import type { ChildServer } from './service.js';
+import { CLOCK_TICKS, type ChildServer } from './service.js';
 import { cymruQueryMs, SETTINGS } from './settings.js';
 
 /** Jobs answer slowly only when asked for their results, which may take a while for a big job. */
@@ -134,8 +136,55 @@ async function stream(url: string, type: string): Promise<Streamed> {
   return { ms: performance.now() - start, bytes, lines };
 }
 
-/** 9: the job's results streamed as NDJSON (and CSV, informational) to the last byte, a few times each. */
-export async function streamResults(service: ChildServer, jobId: string, records: number): Promise<{ rows: Row[]; notes: string[]; windows: Window[] }> {
+/**
+ * CPU seconds used so far by the PostgreSQL backends connected to `database` (from /proc, so the machine's
+ * other work does not count), by backend; a backend that exits takes its count with it.
+ */
+async function backendCpuSeconds(admin: pg.Client, database: string): Promise<Map<number, number>> {
+  const { rows } = await admin.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = $1', [database]);
+  const seconds = new Map<number, number>();
+  for (const { pid } of rows) {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+    // Fields 14 and 15 (utime, stime) after the command name, which may contain spaces.
+    const fields = stat?.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (fields) seconds.set(pid, (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS);
+  }
+  return seconds;
+}
+
+function cpuSince(before: Map<number, number>, after: Map<number, number>): number {
+  let total = 0;
+  for (const [pid, seconds] of after) total += seconds - (before.get(pid) ?? 0);
+  return total;
+}
+
+/**
+ * 9: the job's results streamed as NDJSON (and CSV, informational) to the last byte, a few times each, with the
+ * CPU each record cost the API process and PostgreSQL: on a machine shared with other work, the rate moves
+ * with the load and the CPU per record much less.
+ */
+export async function streamResults(
+  service: ChildServer,
+  jobId: string,
+  records: number,
+  databaseUrl: string,
+): Promise<{ rows: Row[]; notes: string[]; windows: Window[] }> {
+  const admin = new pg.Client({ connectionString: databaseUrl });
+  await admin.connect();
+  try {
+    return await streamForms(service, jobId, records, admin, new URL(databaseUrl).pathname.slice(1));
+  } finally {
+    await admin.end();
+  }
+}
+
+async function streamForms(
+  service: ChildServer,
+  jobId: string,
+  records: number,
+  admin: pg.Client,
+  database: string,
+): Promise<{ rows: Row[]; notes: string[]; windows: Window[] }> {
   const url = `${service.url}/jobs/${jobId}/results`;
   const target = SETTINGS.targets.streamRecordsPerSecond;
   const windows: Window[] = [];
@@ -146,12 +195,18 @@ export async function streamResults(service: ChildServer, jobId: string, records
     ['CSV', 'text/csv', 1],
   ] as const) {
     const runs: Streamed[] = [];
+    const cpu: Array<{ service: number; database: number }> = [];
     const rssBefore = await service.rss();
     const reset = await service.resetPeak();
     for (let run = 0; run < SETTINGS.streamRuns; run++) {
+      const [serviceBefore, databaseBefore] = [await service.cpuSeconds(), await backendCpuSeconds(admin, database)];
       const startUs = monotonicUs();
       runs.push(await stream(url, type));
       windows.push({ name: `9 ${label} stream, run ${run + 1}`, startUs, endUs: monotonicUs() });
+      cpu.push({
+        service: (await service.cpuSeconds()) - serviceBefore,
+        database: cpuSince(databaseBefore, await backendCpuSeconds(admin, database)),
+      });
     }
     const peak = await service.peakRss();
     const wrong = runs.filter((r) => r.lines !== records + extraLines).length;
@@ -167,11 +222,14 @@ export async function streamResults(service: ChildServer, jobId: string, records
     });
     notes.push(
       `9: ${label}: runs ${runs.map((r) => r.ms.toFixed(0)).join(', ')} ms (${rates.map((r) => perSecond(r)).join(', ')}), ` +
-        `${mb(runs[0]!.bytes)} each; runs with a wrong line count: ${wrong}; API process RSS ${mb(rssBefore)} before, peak ${mb(peak)} while streaming${reset ? '' : ' (VmHWM NOT reset: since boot)'}`,
+        `${mb(runs[0]!.bytes)} each; runs with a wrong line count: ${wrong}; API process RSS ${mb(rssBefore)} before, peak ${mb(peak)} while streaming${reset ? '' : ' (VmHWM NOT reset: since boot)'}; ` +
+        `CPU per record, API process + PostgreSQL: ${cpu.map((c) => `${perRecordUs(c.service, records)} + ${perRecordUs(c.database, records)} us`).join(', ')}`,
     );
   }
   return { rows, notes, windows };
 }
+
+const perRecordUs = (seconds: number, records: number) => ((seconds * 1e6) / records).toFixed(1);
 
 export async function closeJobClient(): Promise<void> {
   await agent.close();

@@ -254,7 +254,7 @@ async function main(): Promise<number> {
     const worker = await startRole('worker');
     const jobWindows = windows.length;
     const job = await scenario(rows, notes, '7 cold job 100k, maxmind+cymru', () => coldJob(api.child, worker.child, upstreams, jobList));
-    if (job) await scenario(rows, notes, '9 stream the job results', () => streamResults(api.child, job.id, jobList.length));
+    if (job) await scenario(rows, notes, '9 stream the job results', () => streamResults(api.child, job.id, jobList.length, serviceDb.url));
     await Promise.all(roles.map((child) => child.stop()));
     for (const { dir } of [api, worker]) if (dir) notes.push(...(await summarizeProfile(dir, windows.slice(jobWindows))));
   }

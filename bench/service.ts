@@ -40,7 +40,7 @@ export interface ChildOptions {
   watch?: readonly string[];
 }
 
-const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+export const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 const KEPT_LINES = 2000;
 
 /** A port nobody listens on right now; the child binds it a moment later. */

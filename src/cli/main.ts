@@ -152,7 +152,7 @@ export function buildProgram(): Command {
   );
   program
     .command('migrate')
-    .description('apply the database migrations (DATABASE_URL, or the embedded database in DATA_DIR) and exit')
+    .description('apply the database migrations and create the job queues (DATABASE_URL, or the embedded database in DATA_DIR) and exit')
     .action(async () => {
       const { migrate } = await import('./commands/service.js');
       return finish(await migrate());

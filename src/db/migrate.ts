@@ -143,7 +143,10 @@ async function migrate(
   migrations: MigrationFile[],
   logger: FastifyBaseLogger | undefined,
 ): Promise<MigrationResult> {
-  await client.query(CREATE_MIGRATIONS_TABLE);
+  // Only when missing: CREATE TABLE IF NOT EXISTS needs the right to create even when the table is there, and
+  // a service migrated beforehand (`ip-enrich migrate`) may run as a role that only reads and writes rows.
+  const { rows: [table] } = await client.query<{ found: string | null }>(`SELECT to_regclass('"_prisma_migrations"')::text AS found`);
+  if (!table?.found) await client.query(CREATE_MIGRATIONS_TABLE);
   const { rows } = await client.query<MigrationRow>(
     'SELECT "migration_name", "checksum", "finished_at", "rolled_back_at" FROM "_prisma_migrations"',
   );

@@ -1,6 +1,7 @@
 import type { DatabaseHandle } from '../db/client.js';
 import { parseAddress } from '../ip/address.js';
 import { PASS_BITS, type Pass } from './model.js';
+import { unroutedLine } from './results.js';
 
 export interface InputCounts {
   total: number;
@@ -30,9 +31,9 @@ const BATCH = 10_000;
  */
 const INSERT_SQL = `
 WITH rows AS (
-  SELECT * FROM unnest($2::int[], $3::text[], $4::text[]) AS r(position, input, ip)
+  SELECT * FROM unnest($2::int[], $3::text[], $4::text[], $6::text[]) AS r(position, input, ip, result)
 ), inputs AS (
-  INSERT INTO enrichment_job_input (job_id, position, input, ip) SELECT $1::uuid, position, input, ip FROM rows
+  INSERT INTO enrichment_job_input (job_id, position, input, ip, result) SELECT $1::uuid, position, input, ip, result FROM rows
 )
 INSERT INTO enrichment_job_address (job_id, ip, seq, due)
 SELECT DISTINCT ON (ip) $1::uuid, ip, position, $5::smallint FROM rows WHERE ip IS NOT NULL ORDER BY ip, position
@@ -43,7 +44,8 @@ const storable = (input: string) => (input.includes('\u0000') ? input.replaceAll
 
 /**
  * Stores a job's list in input order with its distinct routable addresses, each due for the sources in
- * `due`, a batch at a time so that memory stays bounded by the list the caller already holds.
+ * `due`, a batch at a time so that memory stays bounded by the list the caller already holds. An input that
+ * is not looked up (not an address, or a bogon) has its result line from the start.
  */
 export async function storeInputs(
   database: Pick<DatabaseHandle, 'pool'>,
@@ -57,16 +59,18 @@ export async function storeInputs(
     const positions: number[] = [];
     const texts: string[] = [];
     const ips: Array<string | null> = [];
+    const results: Array<string | null> = [];
     for (let position = start; position < end; position += 1) {
-      const input = inputs[position] as string;
-      const parsed = parseAddress(input);
+      const text = storable(inputs[position] as string);
+      const parsed = parseAddress(text);
       if (parsed.kind === 'invalid') counts.invalid += 1;
       else if (parsed.kind === 'bogon') counts.bogon += 1;
       positions.push(position);
-      texts.push(storable(input));
+      texts.push(text);
       ips.push(parsed.kind === 'routable' ? parsed.ip : null);
+      results.push(parsed.kind === 'routable' ? null : unroutedLine(text, parsed));
     }
-    const { rowCount } = await database.pool.query(INSERT_SQL, [jobId, positions, texts, ips, due]);
+    const { rowCount } = await database.pool.query(INSERT_SQL, [jobId, positions, texts, ips, due, results]);
     counts.unique += rowCount ?? 0;
   }
   return counts;

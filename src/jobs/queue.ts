@@ -8,11 +8,50 @@ import type { SliceEnd } from './runner.js';
 export const JOB_QUEUE = 'ipenrich-job';
 export const REFRESH_QUEUE = 'ipenrich-refresh';
 export const RETENTION_QUEUE = 'ipenrich-retention';
+/** The stored records' retention (src/plugins/app/record-deletion.ts), a queue of the same pg-boss. */
+export const RECORD_RETENTION_QUEUE = 'ipenrich-record-retention';
 /** Finished jobs are looked for every hour; JOB_RETENTION is counted in days. */
 const RETENTION_CRON = '17 * * * *';
 
 interface Ticket {
   jobId: string;
+}
+
+/**
+ * The queues, as `ip-enrich migrate` creates them and every process makes sure of at start (a queue that
+ * exists is left as it is). A ticket's expiry comes with the ticket, from the settings of the process that
+ * queues it, so that it follows JOB_SLICE_SECONDS whoever created the queue.
+ */
+const QUEUES = [
+  { name: JOB_QUEUE, policy: 'short', retryLimit: 0 },
+  { name: REFRESH_QUEUE, policy: 'short', retryLimit: 1 },
+  { name: RETENTION_QUEUE, policy: 'short', retryLimit: 1 },
+  { name: RECORD_RETENTION_QUEUE, policy: 'short', retryLimit: 1 },
+] as const satisfies readonly PgBoss.Queue[];
+
+/** pg-boss on the service's pool; it creates and migrates its own schema at start, under its own advisory lock. */
+function bossOn(pool: pg.Pool, worker: boolean): PgBoss {
+  return new PgBoss({
+    db: { executeSql: (text, values) => pool.query(text, values) },
+    migrate: true,
+    supervise: worker,
+    schedule: worker,
+  });
+}
+
+/**
+ * Creates or upgrades pg-boss's schema and creates the service's queues, for `ip-enrich migrate`: a database
+ * prepared so serves processes whose role may only read and write rows, since a queue's creation is DDL (a
+ * table of its own) and so is the schema's.
+ */
+export async function prepareQueues(pool: pg.Pool): Promise<void> {
+  const boss = bossOn(pool, false);
+  await boss.start();
+  try {
+    for (const queue of QUEUES) await boss.createQueue(queue.name, queue);
+  } finally {
+    await boss.stop({ graceful: false, close: false });
+  }
 }
 
 export interface QueueOptions {
@@ -53,27 +92,14 @@ export class JobQueue {
   constructor(options: QueueOptions, worker: boolean) {
     this.#log = options.log;
     this.#ticketSeconds = options.ticketSeconds;
-    this.#boss = new PgBoss({
-      db: { executeSql: (text, values) => options.pool.query(text, values) },
-      // pg-boss creates and migrates its own schema at start, under its own advisory lock (see README, Jobs).
-      migrate: true,
-      supervise: worker,
-      schedule: worker,
-    });
+    this.#boss = bossOn(options.pool, worker);
     this.#boss.on('error', (error) => this.#log.warn({ err: error }, 'job queue (pg-boss) error'));
   }
 
   async start(worker: WorkerOptions | undefined): Promise<void> {
     await this.#boss.start();
-    await this.#boss.createQueue(JOB_QUEUE, {
-      name: JOB_QUEUE,
-      policy: 'short',
-      retryLimit: 0,
-      expireInSeconds: this.#ticketSeconds,
-    });
+    for (const queue of QUEUES) await this.#boss.createQueue(queue.name, queue);
     if (!worker) return;
-    await this.#boss.createQueue(REFRESH_QUEUE, { name: REFRESH_QUEUE, policy: 'short', retryLimit: 1 });
-    await this.#boss.createQueue(RETENTION_QUEUE, { name: RETENTION_QUEUE, policy: 'short', retryLimit: 1 });
     for (let index = 0; index < worker.concurrency; index += 1) {
       this.#workers.push(
         await this.#boss.work<Ticket>(JOB_QUEUE, { batchSize: 1, pollingIntervalSeconds: 1 }, async ([ticket]) => {
@@ -102,7 +128,11 @@ export class JobQueue {
 
   /** Queues a turn at the job (now, or once `after` has come) unless one is already waiting. */
   async enqueue(jobId: string, after?: Date): Promise<void> {
-    await this.#boss.send(JOB_QUEUE, { jobId } satisfies Ticket, { singletonKey: jobId, ...(after ? { startAfter: after } : {}) });
+    await this.#boss.send(JOB_QUEUE, { jobId } satisfies Ticket, {
+      singletonKey: jobId,
+      expireInSeconds: this.#ticketSeconds,
+      ...(after ? { startAfter: after } : {}),
+    });
     // A worker of this process, idle between its polls, takes the ticket at once.
     for (const id of this.#workers) this.#boss.notifyWorker(id);
   }

@@ -8,6 +8,7 @@ import { traceJobProgress, traceJobSlice } from '../tracing/jobs.js';
 import { nextAddresses, type AddressRow } from './inputs.js';
 import { maskOf, PASS_BITS, sourcesOf, type JobProgress, type Pass, type Phase } from './model.js';
 import { describePhase, settleChunk } from './progress.js';
+import type { JobResults } from './results.js';
 import type { JobRow, JobStore } from './store.js';
 
 export interface RunnerSettings {
@@ -22,6 +23,8 @@ export interface RunnerSettings {
 
 export interface RunnerDeps {
   store: JobStore;
+  /** Makes the result lines of the addresses a chunk finishes, stored with the chunk. */
+  results: Pick<JobResults, 'linesOf'>;
   database: Pick<DatabaseHandle, 'prisma'>;
   enricher: Enricher;
   clock: Clock;
@@ -225,18 +228,23 @@ class Slice {
       const unsettled = this.#unsettled[candidate];
       this.#cursor[candidate] = unsettled.size > 0 ? Math.min(...unsettled) - 1 : this.#read[candidate];
     }
-    const record = {
-      progress: structuredClone(this.#progress),
-      bulkCursor: this.#cursor.bulk,
-      finalCursor: this.#cursor.limited,
-      addresses: addresses.map(({ ip, due, outcomes: kept }) => ({ ip, due, outcomes: kept })),
-    };
-    // Written in the order the chunks settled, so that the progress stored never goes back.
+    const done = addresses.flatMap((address, index) => (address.due === 0 ? [{ ...address, seq: (rows[index] as AddressRow).seq }] : []));
+    const progress = structuredClone(this.#progress);
+    const cursors = { bulkCursor: this.#cursor.bulk, finalCursor: this.#cursor.limited };
+    // Written in the order the chunks settled, so that the progress stored never goes back; the result lines
+    // are made after the chunks before have written the outcomes they kept.
     const write = this.#writes.then(async () => {
+      const lines = await this.#deps.results.linesOf(this.#job.id, done);
+      const record = {
+        progress,
+        ...cursors,
+        addresses: addresses.map(({ ip, due, outcomes: kept }) => ({ ip, due, outcomes: kept })),
+        lines: done.map(({ seq }, index) => ({ seq, line: lines[index] as string })),
+      };
       const status = await this.#deps.store.recordChunk(this.#job.id, this.#deps.owner, this.#deps.settings.leaseSeconds, record);
       if (status === null) this.halt('lost');
       else if (status === 'cancelled') this.halt('cancelled');
-      this.#log(finished, record.progress);
+      this.#log(finished, progress);
     });
     this.#writes = write.catch(() => undefined);
     await write;

@@ -24,7 +24,30 @@ export interface ChunkRecord {
   finalCursor: number;
   /** Each address's sources still due after the chunk, and the outcomes to keep (null: none). */
   addresses: Array<{ ip: string; due: number; outcomes: Outcomes | null }>;
+  /** The result lines of the addresses the chunk finished, by their first position (JobResults.linesOf). */
+  lines: Array<{ seq: number; line: string }>;
 }
+
+/** JobStore.recordChunk: $7 the addresses as JSON, $8 and $9 the result lines' positions and texts. */
+const RECORD_CHUNK_SQL = `
+WITH lease AS (
+  UPDATE enrichment_job
+  SET progress = $4::jsonb, bulk_cursor = $5, final_cursor = $6, lease_until = now() + make_interval(secs => $3)
+  WHERE id = $1::uuid AND lease_owner = $2
+  RETURNING status
+), addresses AS (
+  UPDATE enrichment_job_address a
+  SET due = x.due,
+      outcomes = CASE WHEN x.outcomes IS NULL THEN a.outcomes WHEN a.outcomes IS NULL THEN x.outcomes
+                      ELSE a.outcomes || x.outcomes END
+  FROM jsonb_to_recordset($7::jsonb) AS x(ip text, due smallint, outcomes jsonb)
+  WHERE a.job_id = $1::uuid AND a.ip = x.ip AND EXISTS (SELECT 1 FROM lease)
+), lines AS (
+  UPDATE enrichment_job_input i SET result = x.line
+  FROM unnest($8::int[], $9::text[]) AS x(seq, line)
+  WHERE i.job_id = $1::uuid AND i.position = x.seq AND EXISTS (SELECT 1 FROM lease)
+)
+SELECT status FROM lease`;
 
 /** Rows deleted per statement when a finished job goes, so that no statement outlasts DATABASE_TIMEOUT_MS. */
 const DELETE_RANGE = 100_000;
@@ -105,27 +128,24 @@ export class JobStore {
   }
 
   /**
-   * Writes a finished chunk: the addresses' state, the job's progress and cursors, and a renewed lease, in one
-   * statement that does nothing unless `owner` still holds the lease. Returns the job's status (a cancelled job
-   * keeps the chunk it finished), or null when the lease was lost.
+   * Writes a finished chunk: the addresses' state and result lines, the job's progress and cursors, and a
+   * renewed lease, in one statement that does nothing unless `owner` still holds the lease. Returns the job's
+   * status (a cancelled job keeps the chunk it finished), or null when the lease was lost. Sent on the pool:
+   * through Prisma's raw queries, the parameters of a chunk of 500 result lines cost the worker about 25 ms
+   * of CPU, as much as the rest of the chunk's work.
    */
   async recordChunk(id: string, owner: string, leaseSeconds: number, chunk: ChunkRecord): Promise<string | null> {
-    const rows = await this.prisma.$queryRaw<Array<{ status: string }>>`
-      WITH lease AS (
-        UPDATE enrichment_job
-        SET progress = ${JSON.stringify(chunk.progress)}::jsonb, bulk_cursor = ${chunk.bulkCursor},
-            final_cursor = ${chunk.finalCursor}, lease_until = now() + make_interval(secs => ${leaseSeconds})
-        WHERE id = ${id}::uuid AND lease_owner = ${owner}
-        RETURNING status
-      ), addresses AS (
-        UPDATE enrichment_job_address a
-        SET due = x.due,
-            outcomes = CASE WHEN x.outcomes IS NULL THEN a.outcomes WHEN a.outcomes IS NULL THEN x.outcomes
-                            ELSE a.outcomes || x.outcomes END
-        FROM jsonb_to_recordset(${JSON.stringify(chunk.addresses)}::jsonb) AS x(ip text, due smallint, outcomes jsonb)
-        WHERE a.job_id = ${id}::uuid AND a.ip = x.ip AND EXISTS (SELECT 1 FROM lease)
-      )
-      SELECT status FROM lease`;
+    const { rows } = await this.database.pool.query<{ status: string }>(RECORD_CHUNK_SQL, [
+      id,
+      owner,
+      leaseSeconds,
+      JSON.stringify(chunk.progress),
+      chunk.bulkCursor,
+      chunk.finalCursor,
+      JSON.stringify(chunk.addresses),
+      chunk.lines.map(({ seq }) => seq),
+      chunk.lines.map(({ line }) => line),
+    ]);
     return rows[0]?.status ?? null;
   }
 

@@ -1,7 +1,7 @@
 import type { RateLimitedSource } from '../enrich/plan.js';
 import type { SourceName } from '../record/model.js';
 import type { JobPhaseView, JobView } from '../schemas/jobs.js';
-import { FINISHED_STATUSES, PHASES, type JobKind, type JobProgress, type JobStatus, type Phase, type PhaseProgress } from './model.js';
+import { FINISHED_STATUSES, PHASES, type JobKind, type JobProgress, type JobStatus, type PhaseProgress } from './model.js';
 import type { JobRow } from './store.js';
 
 /** What the limiters say now: each rate-limited upstream's Retry-After block, and its rate. */
@@ -13,12 +13,17 @@ export interface UpstreamPace {
 const BULK_SOURCES = ['maxmind', 'cymru'] as const;
 const LIMITED = ['greynoise', 'dshield'] as const;
 
-function phaseState(phase: Phase, entry: PhaseProgress, requested: boolean, status: string, waiting: number | null): JobPhaseView['state'] {
+/**
+ * `waiting` (a rate-limited source's block, null for every other phase) comes before `pending`: a block short
+ * enough to be waited out inside a chunk holds the job before that chunk has recorded anything, the first one
+ * included.
+ */
+function phaseState(entry: PhaseProgress, requested: boolean, status: string, waiting: number | null): JobPhaseView['state'] {
   if (!requested) return 'skipped';
   if (entry.done >= entry.total && (entry.total > 0 || status === 'completed')) return 'done';
   if (FINISHED_STATUSES.has(status)) return 'stopped';
-  if (entry.startedAt === null) return 'pending';
-  return waiting !== null && phase !== 'collect' && phase !== 'persist' ? 'waiting' : 'running';
+  if (waiting !== null) return 'waiting';
+  return entry.startedAt === null ? 'pending' : 'running';
 }
 
 /**
@@ -67,7 +72,7 @@ export function jobView(row: JobRow, now: number, pace: UpstreamPace): JobView {
       const requested = phase === 'collect' || phase === 'persist' || sources.includes(phase);
       const waiting = phase === 'greynoise' || phase === 'dshield' ? waits[phase] : null;
       const view: JobPhaseView = {
-        state: phaseState(phase, entry, requested, status, waiting),
+        state: phaseState(entry, requested, status, waiting),
         done: entry.done,
         total: entry.total,
         startedAt: entry.startedAt,

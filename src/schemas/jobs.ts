@@ -9,6 +9,8 @@ const Moment = (description: string) => Nullable(Type.String({ format: 'date-tim
 
 export const JobSourcesSchema = Type.Array(StringEnum(SOURCE_NAMES), {
   uniqueItems: true,
+  // A job that asks no source would have nothing to do for its addresses, and never finish them.
+  minItems: 1,
   description: 'limit lookups to these sources (default: all)',
 });
 

@@ -82,6 +82,7 @@ describe('POST /jobs', () => {
     ['an empty list', { payload: { ips: [] } }, 'no-addresses'],
     ['a text list of comments only', { payload: '# nothing\n\n', headers: { 'content-type': 'text/plain' } }, 'no-addresses'],
     ['an unknown source', { payload: { ips: ['8.8.8.8'], sources: ['shodan'] } }, 'invalid-request'],
+    ['no source', { payload: { ips: ['8.8.8.8'], sources: [] } }, 'invalid-request'],
   ])('refuses %s with 400 problem+json', async (_name, request, code) => {
     const response = await harness.app.inject({ method: 'POST', url: '/jobs', ...request });
     expect(response.statusCode).toBe(400);
@@ -146,6 +147,50 @@ describe('GET /jobs/{id}/results', () => {
         record.greynoise ? String(record.greynoise.noise) : '',
       ]),
     );
+  });
+
+  it('gives, byte for byte, the records POST /enrich answers from the store, in NDJSON and in the JSON pages', async () => {
+    // Spellings that need escaping and a repeated address: its line is kept once, at its first position.
+    const ips = ['\t\v8.8.8.8\u2028', '8.8.8.8', '81.2.69.160\u00a0', 'not-an-ip"\\\u0001\u007f', '１.２.３.４', '10.0.0.1', '2a02:d8::1', '45.93.1.1', '8.8.8.8'];
+    const own = await submitJob(harness.app, { ips });
+    await waitForJob(harness.app, own.id);
+    const ndjson = await harness.app.inject({ method: 'GET', url: `/jobs/${own.id}/results`, headers: { accept: 'application/x-ndjson' } });
+    const lines = ndjson.body.split('\n');
+    expect(lines.pop()).toBe('');
+    expect(lines).toHaveLength(ips.length);
+    const page = await harness.app.inject({ method: 'GET', url: `/jobs/${own.id}/results?limit=100` });
+    expect(page.body).toBe(`{"results":[${lines.join(',')}],"next":null}`);
+    const enrich = await harness.app.inject({ method: 'POST', url: '/enrich', payload: { ips } });
+    expect(enrich.json<{ stats: { tiers: { l2: { hits: number } } } }>().stats.tiers.l2.hits).toBe(4);
+    expect(enrich.body.startsWith(`{"results":[${lines.join(',')}],"stats":`)).toBe(true);
+  });
+
+  it("keeps a finished job's results as the job found them when a record is refreshed later", async () => {
+    const ips = ['45.93.2.1', '45.93.2.2'];
+    const own = await submitJob(harness.app, { ips, sources: ['maxmind', 'cymru'] });
+    await waitForJob(harness.app, own.id);
+    const read = async () =>
+      (await harness.app.inject({ method: 'GET', url: `/jobs/${own.id}/results`, headers: { accept: 'application/x-ndjson' } })).body;
+    const before = await read();
+    const refreshed = await harness.app.inject({ method: 'POST', url: '/enrich', payload: { ips, sources: ['cymru'], refresh: true } });
+    const records = refreshed.json<{ results: IpRecord[] }>().results;
+    expect(records.map((record) => record.updatedAt)).not.toEqual(before.trimEnd().split('\n').map((line) => (JSON.parse(line) as IpRecord).updatedAt));
+    expect(await read()).toBe(before);
+  });
+
+  it('reads a job finished before result lines were kept from its stored records, to the same bytes', async () => {
+    const own = await submitJob(harness.app, { ips: LIST });
+    await waitForJob(harness.app, own.id);
+    const read = async () =>
+      (await harness.app.inject({ method: 'GET', url: `/jobs/${own.id}/results`, headers: { accept: 'application/x-ndjson' } })).body;
+    const withLines = await read();
+    const { count } = await harness.app.database.prisma.enrichmentJobInput.updateMany({
+      where: { jobId: own.id, result: { not: null } },
+      data: { result: null },
+    });
+    // The five addresses, and the two inputs that are not looked up.
+    expect(count).toBe(7);
+    expect(await read()).toBe(withLines);
   });
 
   it('answers 404 for an unknown job and 400 for a malformed id', async () => {

@@ -57,6 +57,24 @@ describe('a job against rate-limited upstreams', () => {
     }
   });
 
+  it('shows a short Retry-After block in the first chunk as waiting, with waitingUntil, and then completes', async () => {
+    // A block of a few seconds is waited out inside the chunk: nothing is recorded until it ends.
+    harness = await startHarness({ config: { LOG_LEVEL: 'error', DSHIELD_MAX_IN_FLIGHT: 1 } });
+    harness.dshield.enqueue(respond.limited(3));
+    const ips = addresses(4, 10);
+    const job = await submitJob(harness.app, { ips, sources: ['dshield'] });
+    const waiting = await waitForJob(harness.app, job.id, (current) => current.phases.dshield.state !== 'pending');
+    expect(waiting.phases.dshield).toMatchObject({ state: 'waiting', done: 0, startedAt: null });
+    const until = Date.parse(waiting.phases.dshield.waitingUntil!);
+    expect(until).toBeGreaterThan(Date.now());
+    expect(until).toBeLessThanOrEqual(Date.now() + 3000);
+    expect(waiting.etaSeconds).toBeGreaterThanOrEqual(1);
+    const done = await waitForJob(harness.app, job.id);
+    expect(done).toMatchObject({ status: 'completed', phases: { dshield: { state: 'done', done: 4 } } });
+    expect(done.phases.dshield.waitingUntil).toBeUndefined();
+    expect((await readResults(harness.app, job.id)).map((record) => record.sources.dshield.status)).toEqual(ips.map(() => 'not_found'));
+  });
+
   it('waits for a Retry-After block longer than a chunk may wait without holding a worker, and shows it', async () => {
     // One request at a time, so the first is the only one sent before the block.
     harness = await startHarness({ config: { LOG_LEVEL: 'error', DSHIELD_MAX_IN_FLIGHT: 1 } });
@@ -114,6 +132,10 @@ describe('a job against rate-limited upstreams', () => {
     expect(finished.length).toBeLessThan(ips.length);
     // Chunks are taken in input order, so what finished is the head of the list.
     expect(results.map((record) => record.status)).toEqual(ips.map((_, i) => (i < finished.length ? 'ok' : 'pending')));
+    // The NDJSON of pages with pending inputs, made row by row, is the same text as the JSON pages.
+    const ndjson = await harness.app.inject({ method: 'GET', url: `/jobs/${job.id}/results`, headers: { accept: 'application/x-ndjson' } });
+    const page = await harness.app.inject({ method: 'GET', url: `/jobs/${job.id}/results?limit=100` });
+    expect(page.body).toBe(`{"results":[${ndjson.body.trimEnd().split('\n').join(',')}],"next":null}`);
     expect((await harness.app.inject({ method: 'DELETE', url: `/jobs/${job.id}` })).statusCode).toBe(409);
   });
 });

@@ -4,6 +4,7 @@ import { connectDatabase, type DatabaseHandle } from '../../db/client.js';
 import { startEmbeddedDatabase, type EmbeddedDatabase } from '../../db/embedded.js';
 import { applyMigrations } from '../../db/migrate.js';
 import { errorMessage } from '../../errors/message.js';
+import { prepareQueues } from '../../jobs/queue.js';
 import { CliError, EXIT } from '../exit.js';
 
 export interface ServeOptions {
@@ -75,22 +76,27 @@ export async function withDatabase<T>(config: Config, work: (handle: DatabaseHan
 }
 
 /**
- * `ip-enrich migrate`: applies the pending migrations to DATABASE_URL (or the embedded database in DATA_DIR)
- * and exits, so that a deploy pipeline can migrate before it rolls the new release out. The service applies
- * them at boot as well; both take the same lock, so the two never race.
+ * `ip-enrich migrate`: applies the pending migrations to DATABASE_URL (or the embedded database in DATA_DIR),
+ * creates or upgrades the job queue's schema (pg-boss) with the service's queues, and exits, so that a deploy
+ * pipeline can migrate before it rolls the new release out, and the service can run as a role without DDL
+ * rights. The service does both at boot as well; each takes its own lock, so the two never race.
  */
 export async function migrate(): Promise<number> {
   const config = commandConfig();
   const logger = stderrLogger('info');
   const where = databaseName(config);
   try {
-    const result = await withDatabase(config, (handle) => applyMigrations(handle.pool, { logger }));
-    const total = result.applied.length + result.alreadyApplied.length;
-    process.stderr.write(
-      result.applied.length > 0
-        ? `applied ${result.applied.length} migration${result.applied.length === 1 ? '' : 's'} to ${where}\n`
-        : `${where} is up to date (${total} migrations applied before)\n`,
-    );
+    await withDatabase(config, async (handle) => {
+      const result = await applyMigrations(handle.pool, { logger });
+      const total = result.applied.length + result.alreadyApplied.length;
+      process.stderr.write(
+        result.applied.length > 0
+          ? `applied ${result.applied.length} migration${result.applied.length === 1 ? '' : 's'} to ${where}\n`
+          : `${where} is up to date (${total} migrations applied before)\n`,
+      );
+      await prepareQueues(handle.pool);
+      process.stderr.write(`the job queue's schema (pg-boss) and queues are ready in ${where}\n`);
+    });
     return EXIT.ok;
   } catch (error) {
     throw new CliError(`migrating ${where} failed: ${errorMessage(error)}`, EXIT.failed);

@@ -26,6 +26,7 @@ export function createJobRunner(app: FastifyInstance, store: JobStore = new JobS
   const rates = { greynoise: config.GREYNOISE_RATE, dshield: config.DSHIELD_RATE };
   return new JobRunner({
     store,
+    results: new JobResults(database),
     database,
     enricher,
     clock,

@@ -4,6 +4,8 @@ import PgBoss from 'pg-boss';
 import { Counter } from 'prom-client';
 import { durationToMs } from '../../config.js';
 import { errorMessage } from '../../errors/message.js';
+// Named with the job queues, so that `ip-enrich migrate` creates it with them (prepareQueues).
+import { RECORD_RETENTION_QUEUE as RETENTION_QUEUE } from '../../jobs/queue.js';
 import type { RecordDeletion } from '../../schemas/records.js';
 
 export interface RecordRemoval {
@@ -19,7 +21,6 @@ declare module 'fastify' {
   }
 }
 
-const RETENTION_QUEUE = 'ipenrich-record-retention';
 /** Once a day: retention is counted in days, and each run walks the whole table once. */
 const RETENTION_CRON = '43 3 * * *';
 /** Records examined per statement: each statement is short, and holds the locks of its own rows only. */
