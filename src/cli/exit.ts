@@ -32,3 +32,15 @@ export class CliError extends Error {
 }
 
 export const usageError = (message: string) => new CliError(message, EXIT.usage);
+
+/** Resolves once everything written to `stream` so far has been handed to the system. */
+const flushed = (stream: NodeJS.WriteStream) => new Promise<void>((resolve) => stream.write('', () => resolve()));
+
+/**
+ * Ends a one-shot command with its status. Writes to a pipe are asynchronous on Linux, and process.exit drops
+ * what is still queued: `ip-enrich job results ID | jq` lost the last records whenever the reader was slower.
+ */
+export async function exitWith(status: number): Promise<never> {
+  await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
+  process.exit(status);
+}

@@ -4,7 +4,7 @@ import { errorMessage } from '../errors/message.js';
 import { INPUT_FORMATS, InputError } from '../input/extract.js';
 import { SOURCE_NAMES, type SourceName } from '../record/model.js';
 import { VERSION } from '../version.js';
-import { CliError, EXIT } from './exit.js';
+import { CliError, EXIT, exitWith } from './exit.js';
 import { registerKeyCommands } from './commands/keys-program.js';
 import { OUTPUT_FORMATS } from './output.js';
 
@@ -78,7 +78,7 @@ export function buildProgram(): Command {
     )
     .action(async (files: string[], options) => {
       const { enrich } = await import('./commands/enrich.js');
-      return finish(await enrich(files, options as Parameters<typeof enrich>[1]));
+      return exitWith(await enrich(files, options as Parameters<typeof enrich>[1]));
     });
 
   program
@@ -93,7 +93,7 @@ export function buildProgram(): Command {
     .addOption(everyOption())
     .action(async (files: string[], options) => {
       const { extract } = await import('./commands/extract.js');
-      return finish(await extract(files, options as Parameters<typeof extract>[1]));
+      return exitWith(await extract(files, options as Parameters<typeof extract>[1]));
     });
 
   const job = program.command('job').description('jobs on a server: status, results, cancel');
@@ -107,7 +107,7 @@ export function buildProgram(): Command {
     .addOption(everyOption())
     .action(async (id: string, options) => {
       const { jobStatus } = await import('./commands/jobs.js');
-      return finish(await jobStatus(id, options as Parameters<typeof jobStatus>[1]));
+      return exitWith(await jobStatus(id, options as Parameters<typeof jobStatus>[1]));
     });
   job
     .command('results')
@@ -121,7 +121,7 @@ export function buildProgram(): Command {
     .addOption(everyOption())
     .action(async (id: string, options) => {
       const { jobResults } = await import('./commands/jobs.js');
-      return finish(await jobResults(id, options as Parameters<typeof jobResults>[1]));
+      return exitWith(await jobResults(id, options as Parameters<typeof jobResults>[1]));
     });
   job
     .command('cancel')
@@ -130,7 +130,7 @@ export function buildProgram(): Command {
     .addOption(serverOption())
     .action(async (id: string, options) => {
       const { jobCancel } = await import('./commands/jobs.js');
-      return finish(await jobCancel(id, { ...(options as { server?: string }), quiet: true, progressEvery: 5 }));
+      return exitWith(await jobCancel(id, { ...(options as { server?: string }), quiet: true, progressEvery: 5 }));
     });
 
   const serveOptions = (command: Command) =>
@@ -155,20 +155,15 @@ export function buildProgram(): Command {
     .description('apply the database migrations and create the job queues (DATABASE_URL, or the embedded database in DATA_DIR) and exit')
     .action(async () => {
       const { migrate } = await import('./commands/service.js');
-      return finish(await migrate());
+      return exitWith(await migrate());
     });
   registerKeyCommands(program);
   return program;
 }
 
-/** Ends a one-shot command with its status (the serving commands keep the process). */
-function finish(status: number): never {
-  process.exit(status);
-}
-
-function fail(message: string, status: number): never {
+function fail(message: string, status: number): Promise<never> {
   process.stderr.write(`ip-enrich: ${message}\n`);
-  process.exit(status);
+  return exitWith(status);
 }
 
 try {
@@ -176,9 +171,9 @@ try {
 } catch (error) {
   if (error instanceof CommanderError) {
     // Commander has printed the message (or the help, or the version) already.
-    process.exit(error.exitCode === 0 ? EXIT.ok : EXIT.usage);
+    await exitWith(error.exitCode === 0 ? EXIT.ok : EXIT.usage);
   }
-  if (error instanceof InputError) fail(error.message, EXIT.usage);
-  if (error instanceof CliError) fail(error.message, error.status);
-  fail(`unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : errorMessage(error)}`, EXIT.failed);
+  if (error instanceof InputError) await fail(error.message, EXIT.usage);
+  if (error instanceof CliError) await fail(error.message, error.status);
+  await fail(`unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : errorMessage(error)}`, EXIT.failed);
 }

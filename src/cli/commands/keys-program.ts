@@ -1,6 +1,7 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { parseLimit, parseScopes, SCOPES } from '../../auth/tokens.js';
 import { errorMessage } from '../../errors/message.js';
+import { exitWith } from '../exit.js';
 
 const parsed = <T>(parse: (value: string) => T) => (value: string) => {
   try {
@@ -9,11 +10,6 @@ const parsed = <T>(parse: (value: string) => T) => (value: string) => {
     throw new InvalidArgumentError(errorMessage(error));
   }
 };
-
-/** Ends a one-shot command with its status. */
-function finish(status: number): never {
-  process.exit(status);
-}
 
 /** `ip-enrich keys create|list|revoke`: the API keys on the configured database (AUTH=keys). */
 export function registerKeyCommands(program: Command): void {
@@ -33,7 +29,7 @@ export function registerKeyCommands(program: Command): void {
     )
     .action(async (options) => {
       const { keysCreate } = await import('./keys.js');
-      return finish(await keysCreate(options as Parameters<typeof keysCreate>[0]));
+      return exitWith(await keysCreate(options as Parameters<typeof keysCreate>[0]));
     });
   keys
     .command('list')
@@ -41,7 +37,7 @@ export function registerKeyCommands(program: Command): void {
     .option('--json', 'as JSON', false)
     .action(async (options: { json: boolean }) => {
       const { keysList } = await import('./keys.js');
-      return finish(await keysList(options));
+      return exitWith(await keysList(options));
     });
   keys
     .command('revoke')
@@ -49,6 +45,6 @@ export function registerKeyCommands(program: Command): void {
     .argument('<key>', 'the prefix, id or name')
     .action(async (which: string) => {
       const { keysRevoke } = await import('./keys.js');
-      return finish(await keysRevoke(which));
+      return exitWith(await keysRevoke(which));
     });
 }
