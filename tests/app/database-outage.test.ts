@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LightMyRequestResponse } from 'fastify';
-import { startHarness, type Harness } from '../support/app.js';
+import { startHarness, startHarnessBehindProxy, type Harness } from '../support/app.js';
 import { expectToMatchSchema } from '../support/contract.js';
-import { createTestDatabase, type TestDatabase } from '../support/database.js';
-import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
+import type { TestDatabase } from '../support/database.js';
+import type { TcpProxy } from '../support/tcp-proxy.js';
 
 function expectDatabaseUnavailable(response: LightMyRequestResponse): void {
   expect(response.statusCode).toBe(503);
@@ -37,11 +37,7 @@ describe('when the database stops answering', () => {
   let harness: Harness;
 
   beforeAll(async () => {
-    database = await createTestDatabase();
-    const url = new URL(database.url);
-    proxy = await startTcpProxy({ host: url.hostname, port: Number(url.port || 5432) });
-    url.port = String(proxy.port);
-    harness = await startHarness({ database, config: { DATABASE_URL: url.toString(), DATABASE_TIMEOUT_MS: TIMEOUT_MS } });
+    ({ harness, proxy, database } = await startHarnessBehindProxy({ DATABASE_TIMEOUT_MS: TIMEOUT_MS }));
   });
   afterAll(async () => {
     // Connections stuck behind the frozen proxy go first, or closing the app would wait for them.

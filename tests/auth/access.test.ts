@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KeyStore } from '../../src/auth/key-store.js';
-import { startHarness, type Harness } from '../support/app.js';
-import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
-import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { startHarness, startHarnessBehindProxy, type Harness } from '../support/app.js';
+import type { TestDatabase } from '../support/database.js';
+import type { TcpProxy } from '../support/tcp-proxy.js';
 import { asKey, bearer, createKey, expectProblem } from './support.js';
 
 describe('AUTH=keys', () => {
@@ -138,11 +138,7 @@ describe('the key cache', () => {
   let proxy: TcpProxy;
   let harness: Harness;
   beforeAll(async () => {
-    database = await createTestDatabase();
-    const url = new URL(database.url);
-    proxy = await startTcpProxy({ host: url.hostname, port: Number(url.port || 5432) });
-    url.port = String(proxy.port);
-    harness = await startHarness({ database, config: { AUTH: 'keys', DATABASE_URL: url.toString(), DATABASE_TIMEOUT_MS: 1000 } });
+    ({ harness, proxy, database } = await startHarnessBehindProxy({ AUTH: 'keys', DATABASE_TIMEOUT_MS: 1000 }));
   });
   afterAll(async () => {
     await proxy.close();

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKey } from '../auth/support.js';
-import { startHarness, type Harness } from '../support/app.js';
+import { listenOnLoopback, startHarness, type Harness } from '../support/app.js';
 import { buildDist } from '../support/cli.js';
 import { launchBrowser, type Browser } from './support/browser.js';
 
@@ -22,10 +22,7 @@ beforeAll(async () => {
   await buildDist();
   harness = await startHarness({ config: { AUTH: 'keys' } });
   ({ token } = await createKey(harness.app, { name: 'analyst', scopes: ['lookup', 'jobs'] }));
-  await harness.app.listen({ host: '127.0.0.1', port: 0 });
-  const address = harness.app.server.address();
-  if (address === null || typeof address === 'string') throw new Error('the service does not listen on a port');
-  origin = `http://127.0.0.1:${address.port}`;
+  origin = await listenOnLoopback(harness);
   browser = await launchBrowser('access');
 }, 120_000);
 

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { respond } from '../doubles/http-upstream.js';
-import { startHarness, type Harness } from '../support/app.js';
+import { listenOnLoopback, startHarness, type Harness } from '../support/app.js';
 import { buildDist } from '../support/cli.js';
 import { elsewhere, launchBrowser, type Browser } from './support/browser.js';
 
@@ -19,10 +19,7 @@ let origin: string;
 beforeAll(async () => {
   await buildDist();
   harness = await startHarness();
-  await harness.app.listen({ host: '127.0.0.1', port: 0 });
-  const address = harness.app.server.address();
-  if (address === null || typeof address === 'string') throw new Error('the service does not listen on a port');
-  origin = `http://127.0.0.1:${address.port}`;
+  origin = await listenOnLoopback(harness);
   browser = await launchBrowser('page');
 }, 120_000);
 

@@ -7,7 +7,7 @@ import { parse as parseCsv } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IpRecord } from '../../src/record/model.js';
 import { respond } from '../doubles/http-upstream.js';
-import { startHarness, type Harness } from '../support/app.js';
+import { listenOnLoopback, startHarness, type Harness } from '../support/app.js';
 import { buildDist, finished, runCli, runInTerminal, startCli, CLI } from '../support/cli.js';
 
 /*
@@ -23,10 +23,7 @@ beforeAll(async () => {
   await buildDist();
   // Team Cymru answers slowly enough that a job can be interrupted while it runs (see the Ctrl-C test).
   harness = await startHarness({ cymru: { queryLatencyMs: 150 }, config: { CYMRU_BATCH_SIZE: 20 } });
-  await harness.app.listen({ host: '127.0.0.1', port: 0 });
-  const address = harness.app.server.address();
-  if (address === null || typeof address === 'string') throw new Error('the service does not listen on a port');
-  url = `http://127.0.0.1:${address.port}`;
+  url = await listenOnLoopback(harness);
   dir = await mkdtemp(join(tmpdir(), 'ipenrich-cli-server-'));
 });
 

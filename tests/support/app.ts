@@ -9,6 +9,7 @@ import { startCymruWhois, type CymruWhoisDouble, type CymruWhoisOptions } from '
 import { HttpUpstreamDouble, type HttpUpstreamDoubleOptions } from '../doubles/http-upstream.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
 import { writeMmdb } from './mmdb-writer.js';
+import { startTcpProxy, type TcpProxy } from './tcp-proxy.js';
 
 export interface Harness {
   app: FastifyInstance;
@@ -124,4 +125,22 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     },
   };
   return harness;
+}
+
+/** Listens on a free loopback port; resolves to the service's origin (`http://127.0.0.1:PORT`). */
+export async function listenOnLoopback(harness: Harness): Promise<string> {
+  await harness.app.listen({ host: '127.0.0.1', port: 0 });
+  const address = harness.app.server.address();
+  if (address === null || typeof address === 'string') throw new Error('the service does not listen on a port');
+  return `http://127.0.0.1:${address.port}`;
+}
+
+/** A harness whose database connections pass through a TCP proxy that a test can freeze. */
+export async function startHarnessBehindProxy(config: Partial<Config>): Promise<{ harness: Harness; proxy: TcpProxy; database: TestDatabase }> {
+  const database = await createTestDatabase();
+  const url = new URL(database.url);
+  const proxy = await startTcpProxy({ host: url.hostname, port: Number(url.port || 5432) });
+  url.port = String(proxy.port);
+  const harness = await startHarness({ database, config: { ...config, DATABASE_URL: url.toString() } });
+  return { harness, proxy, database };
 }
