@@ -93,6 +93,19 @@ LEFT JOIN LATERAL (
 ) d ON true
 WHERE i.job_id = $1::uuid AND i.position >= $2 AND i.position < $3`;
 
+/**
+ * NDJSON_SQL for a page where every input has its own line (each address appears once in the list, the
+ * usual case): without the lateral join per row that looks up a repeated address's line.
+ */
+const OWN_LINES_SQL = `
+SELECT string_agg(
+         CASE WHEN i.ip IS NULL THEN i.result
+              ELSE '{"ip":"' || i.ip || '","input":' || to_json(i.input)::text || ',' || i.result END || E'\n',
+         '' ORDER BY i.position),
+       count(*), count(*) FILTER (WHERE i.result IS NULL)
+FROM enrichment_job_input i
+WHERE i.job_id = $1::uuid AND i.position >= $2 AND i.position < $3`;
+
 /** Finished addresses of a job with the outcomes earlier chunks kept and their stored records. */
 const FINISHED_SQL = `
 SELECT a.ip, a.outcomes, ${recordTextColumns('r').join(', ')}
@@ -274,14 +287,16 @@ export class JobResults {
 
   /** One page of NDJSON: made by PostgreSQL when every input has its line, else here, row by row. */
   async #ndjsonPage(jobId: string, from: number): Promise<{ text: string; length: number }> {
-    const { rows } = await this.database.pool.query<[string | null, string, string]>({
-      text: NDJSON_SQL,
-      values: [jobId, from, from + STREAM_PAGE],
-      rowMode: 'array',
-      types: rawText,
-    });
-    const [text, length, missing] = rows[0] ?? [null, '0', '0'];
-    if (missing === '0') return { text: text ?? '', length: Number(length) };
+    for (const sql of [OWN_LINES_SQL, NDJSON_SQL]) {
+      const { rows } = await this.database.pool.query<[string | null, string, string]>({
+        text: sql,
+        values: [jobId, from, from + STREAM_PAGE],
+        rowMode: 'array',
+        types: rawText,
+      });
+      const [text, length, missing] = rows[0] ?? [null, '0', '0'];
+      if (missing === '0') return { text: text ?? '', length: Number(length) };
+    }
     let lines = '';
     const page = await this.#read(jobId, from, STREAM_PAGE);
     for (const values of page) lines += `${lineOf(values)}\n`;
