@@ -10,7 +10,7 @@ import { connectDatabase } from '../../src/db/client.js';
 import { applyMigrations } from '../../src/db/migrate.js';
 import { startCymruWhois, type CymruWhoisDouble } from '../doubles/cymru-whois.js';
 import { HttpUpstreamDouble, respond } from '../doubles/http-upstream.js';
-import { writeTestMaxMind } from '../support/app.js';
+import { upstreamEnv, writeTestMaxMind } from '../support/app.js';
 import { buildDist, ROOT } from '../support/cli.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 
@@ -77,17 +77,7 @@ describe('secrets, at LOG_LEVEL=debug', () => {
       REDIS_KEY_PREFIX: `ipenrich-test:${randomBytes(6).toString('hex')}:`,
       METRICS_TOKEN: SECRETS.metricsToken,
       GREYNOISE_API_KEY: SECRETS.greynoiseKey,
-      GREYNOISE_API_URL: greynoise.url,
-      GREYNOISE_RATE: '1000',
-      GREYNOISE_BURST: '1000',
-      DSHIELD_API_URL: dshield.url,
-      DSHIELD_CONTACT: 'soc@example.org',
-      DSHIELD_RATE: '1000',
-      DSHIELD_BURST: '1000',
-      CYMRU_WHOIS_HOST: cymru.host,
-      CYMRU_WHOIS_PORT: String(cymru.port),
-      MAXMIND_CITY_DB: files.city,
-      MAXMIND_ASN_DB: files.asn,
+      ...upstreamEnv({ cymru, greynoise, dshield }, files),
       JOB_LEASE_SECONDS: '2',
     };
     const handle = connectDatabase(database.url);

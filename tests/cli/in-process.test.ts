@@ -8,7 +8,7 @@ import { loadConfig } from '../../src/config.js';
 import type { IpRecord } from '../../src/record/model.js';
 import { startCymruWhois, type CymruWhoisDouble } from '../doubles/cymru-whois.js';
 import { HttpUpstreamDouble } from '../doubles/http-upstream.js';
-import { writeTestMaxMind } from '../support/app.js';
+import { upstreamEnv, writeTestMaxMind } from '../support/app.js';
 import { buildDist, runCli } from '../support/cli.js';
 
 /*
@@ -31,18 +31,8 @@ beforeAll(async () => {
   const mmdb = await writeTestMaxMind(dir);
   env = {
     DATA_DIR: join(dir, 'data'),
-    MAXMIND_CITY_DB: mmdb.city,
-    MAXMIND_ASN_DB: mmdb.asn,
-    CYMRU_WHOIS_HOST: cymru.host,
-    CYMRU_WHOIS_PORT: String(cymru.port),
+    ...upstreamEnv({ cymru, greynoise, dshield }, mmdb),
     CYMRU_BATCH_SIZE: '20',
-    GREYNOISE_API_URL: greynoise.url,
-    GREYNOISE_RATE: '1000',
-    GREYNOISE_BURST: '1000',
-    DSHIELD_API_URL: dshield.url,
-    DSHIELD_CONTACT: 'soc@example.org',
-    DSHIELD_RATE: '1000',
-    DSHIELD_BURST: '1000',
   };
 });
 

@@ -144,3 +144,23 @@ export async function startHarnessBehindProxy(config: Partial<Config>): Promise<
   const harness = await startHarness({ database, config: { ...config, DATABASE_URL: url.toString() } });
   return { harness, proxy, database };
 }
+
+/**
+ * The environment that points a child process (the built service or command) at the upstream doubles and the
+ * test MaxMind files, with budgets no test runs into.
+ */
+export function upstreamEnv(upstreams: { cymru: CymruWhoisDouble; greynoise: HttpUpstreamDouble; dshield: HttpUpstreamDouble }, mmdb: { city: string; asn: string }): Record<string, string> {
+  return {
+    MAXMIND_CITY_DB: mmdb.city,
+    MAXMIND_ASN_DB: mmdb.asn,
+    CYMRU_WHOIS_HOST: upstreams.cymru.host,
+    CYMRU_WHOIS_PORT: String(upstreams.cymru.port),
+    GREYNOISE_API_URL: upstreams.greynoise.url,
+    GREYNOISE_RATE: '1000',
+    GREYNOISE_BURST: '1000',
+    DSHIELD_API_URL: upstreams.dshield.url,
+    DSHIELD_CONTACT: 'soc@example.org',
+    DSHIELD_RATE: '1000',
+    DSHIELD_BURST: '1000',
+  };
+}

@@ -10,6 +10,7 @@ import { authMode } from '../../config.js';
 import { errorMessage } from '../../errors/message.js';
 import { ProblemError } from '../../errors/problem.js';
 import { parseTextList } from '../../jobs/text-list.js';
+import { appendRouteHook } from '../route-hooks.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -91,7 +92,7 @@ async function auth(app: FastifyInstance) {
 
   if (mode === 'off') {
     app.log.info(config.AUTH === 'off' ? 'AUTH=off: the API is open to anyone who reaches it' : `AUTH unset and HOST ${config.HOST} is loopback: the API is open (AUTH=off)`);
-    if (metricsDigest) onScopedRoute((route, scope) => scope === 'metrics' && addHook(route, 'onRequest', metricsHook));
+    if (metricsDigest) onScopedRoute((route, scope) => scope === 'metrics' && appendRouteHook(route, 'onRequest', metricsHook));
     return;
   }
   app.log.info(
@@ -199,21 +200,14 @@ async function auth(app: FastifyInstance) {
 
   onScopedRoute((route, scope) => {
     if (scope === 'metrics') {
-      if (metricsDigest) addHook(route, 'onRequest', metricsHook);
+      if (metricsDigest) appendRouteHook(route, 'onRequest', metricsHook);
       return;
     }
-    addHook(route, 'onRequest', keyHook(scope));
-    if (scope === 'jobs' && route.url.includes(':id')) addHook(route, 'preHandler', ownJobsOnly);
+    appendRouteHook(route, 'onRequest', keyHook(scope));
+    if (scope === 'jobs' && route.url.includes(':id')) appendRouteHook(route, 'preHandler', ownJobsOnly);
     // The routes that take a list of addresses are the ones with a body.
-    if (route.schema?.body) addHook(route, 'preHandler', chargeAddresses);
+    if (route.schema?.body) appendRouteHook(route, 'preHandler', chargeAddresses);
   });
-}
-
-/** Adds a hook to a route's own, after those it declares. */
-function addHook(route: RouteOptions, name: 'onRequest' | 'preHandler', hook: unknown): void {
-  const hooks = route as unknown as Record<typeof name, unknown>;
-  const existing = hooks[name];
-  hooks[name] = [...(existing === undefined ? [] : Array.isArray(existing) ? (existing as unknown[]) : [existing]), hook];
 }
 
 export default fp(auth, { name: 'auth', dependencies: ['database', 'redis', 'metrics', 'invalidations'] });

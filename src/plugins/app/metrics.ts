@@ -1,15 +1,14 @@
-import type { FastifyInstance, RouteOptions } from 'fastify';
+import type { FastifyInstance, onResponseHookHandler } from 'fastify';
 import fp from 'fastify-plugin';
 import { RATE_LIMITED_SOURCES } from '../../enrich/plan.js';
 import { Metrics } from '../../metrics.js';
+import { appendRouteHook } from '../route-hooks.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
     metrics: Metrics;
   }
 }
-
-type OnResponse = NonNullable<RouteOptions['onResponse']>;
 
 /**
  * Prometheus metrics: per-request tallies fed by the enricher, totals read from the parts that keep them,
@@ -34,12 +33,11 @@ async function metrics(app: FastifyInstance) {
   app.addHook('onRoute', (route) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method];
     const observe = service.routeTimer(methods.join(','), route.url);
-    const timed: OnResponse = (_request, reply, done) => {
+    const timed: onResponseHookHandler = (_request, reply, done) => {
       observe(reply.statusCode, reply.elapsedTime / 1000);
       done();
     };
-    const own = route.onResponse;
-    route.onResponse = own === undefined ? timed : [...(Array.isArray(own) ? own : [own]), timed];
+    appendRouteHook(route, 'onResponse', timed);
   });
   app.decorate('metrics', service);
 }
