@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SOURCE_NAMES } from '../src/record/model.js';
-import type { CymruWhoisDouble } from '../tests/doubles/cymru-whois.js';
+import type { ConnectionRecord, CymruWhoisDouble } from '../tests/doubles/cymru-whois.js';
 import { timedEnrich, type TimedAnswer } from './enrich-client.js';
 import { wallWindow } from './profile.js';
 import { mb, median, ms, perSecond } from './report.js';
@@ -23,6 +23,21 @@ function expectCached(answer: TimedAnswer, ips: readonly string[], what: string)
   if (answer.stats.tiers.l1.hits !== ips.length || lookups !== 0) {
     throw new Error(`${what} was not all cached: L1 hits ${answer.stats.tiers.l1.hits}, source lookups ${lookups}`);
   }
+}
+
+/** Median and largest of one phase of the bulk queries, as the double saw them. */
+function phase(connections: readonly ConnectionRecord[], from: keyof ConnectionRecord, to: keyof ConnectionRecord): string {
+  const spans = connections.map((c) => Number(c[to]) - Number(c[from])).filter((value) => Number.isFinite(value));
+  return spans.length === 0 ? '-' : `${median(spans).toFixed(0)}/${Math.max(...spans).toFixed(0)} ms`;
+}
+
+/** From a query's close to the start of the next query that could take its connection. */
+function slotGaps(connections: readonly ConnectionRecord[], slots: number): string {
+  const starts = connections.map((c) => c.startedAt).sort((a, b) => a - b).slice(slots);
+  const ends = connections.map((c) => c.endedAt ?? Number.NaN).filter(Number.isFinite);
+  const gaps = starts.map((start) => start - Math.max(...ends.filter((end) => end <= start)));
+  const finite = gaps.filter(Number.isFinite);
+  return finite.length === 0 ? '-' : `${median(finite).toFixed(0)}/${Math.max(...finite).toFixed(0)} ms`;
 }
 
 /**
@@ -108,7 +123,10 @@ export async function coldCell(service: ChildServer, cymru: CymruWhoisDouble, ce
     notes: [
       `a ${name}: ${connections.length} bulk queries, at most ${cymru.maxConcurrent()} at once; answers not ok: ${wrong}; ` +
         `request start -> first Cymru connection ${ms(cymruStart - cold.startedAt)}; Cymru span ${ms(cymruEnd - cymruStart)}; ` +
-        `last Cymru answer -> last byte ${ms(cold.endedAt - cymruEnd)}; service CPU ${cpu.toFixed(2)} s; response ${mb(cold.bytes)}`,
+        `last Cymru answer -> last byte ${ms(cold.endedAt - cymruEnd)}; service CPU ${cpu.toFixed(2)} s; response ${mb(cold.bytes)}; ` +
+        `per query (median/max): accept -> request read ${phase(connections, 'startedAt', 'askedAt')}, ` +
+        `-> answer written ${phase(connections, 'askedAt', 'answeredAt')}, -> closed ${phase(connections, 'answeredAt', 'endedAt')}; ` +
+        `close -> next query ${slotGaps(connections, cell.connections)}`,
       `b ${name}: repeats ${repeats.map((t) => t.toFixed(0)).join(', ')} ms to the last byte`,
     ],
   };

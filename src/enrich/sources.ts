@@ -50,6 +50,7 @@ export interface BulkAsnSource {
   health(): BulkSourceHealth;
   /** queries: bulk queries attempted (retries included); failures: attempts that failed. */
   stats(): { queries: number; failures: number };
+  close(): void;
 }
 
 /** Every upstream the cascade consults, built once per process. */

@@ -1,12 +1,10 @@
-import { connect } from 'node:net';
 import type { FastifyBaseLogger } from 'fastify';
-import pLimit, { type LimitFunction } from 'p-limit';
 import { chunks } from '../chunks.js';
 import { systemClock, type Clock } from '../clock.js';
 import type { BulkAsnSource, BulkSourceHealth } from '../enrich/sources.js';
 import type { Asn, SourceOutcome } from '../record/model.js';
 import { traceCymruQuery } from '../tracing/upstreams.js';
-import { parseBulkAnswer } from './cymru-parser.js';
+import { CymruConnections } from './cymru-connections.js';
 
 export interface CymruOptions {
   host: string;
@@ -28,12 +26,6 @@ const NO_ANSWER = 'no answer from Team Cymru for this address';
 const DEFAULT_RETRY_BASE_DELAY_MS = 250;
 const READY: BulkSourceHealth = { status: 'ready' };
 
-/** One bulk query's result: the rows that arrived, and why the exchange failed if it did. */
-interface QueryResult {
-  rows: Map<string, Asn | null>;
-  failure?: string;
-}
-
 function toOutcome(asn: Asn | null): CymruOutcome {
   return asn ? { status: 'ok', data: asn } : { status: 'not_found', data: null };
 }
@@ -41,15 +33,15 @@ function toOutcome(asn: Asn | null): CymruOutcome {
 /**
  * Client for Team Cymru's bulk whois (whois.cymru.com:43). One instance is shared by every request of the
  * process so that its connection limit holds process-wide: Team Cymru asks bulk users to keep the number
- * of parallel queries low and may block hosts that do not.
+ * of parallel queries low and may block hosts that do not. The sockets themselves live on a thread of their
+ * own (src/sources/cymru-connections.ts).
  */
 export class CymruClient implements BulkAsnSource {
   readonly #options: CymruOptions;
   readonly #clock: Clock;
-  readonly #limit: LimitFunction;
+  readonly #connections: CymruConnections;
   #queries = 0;
   #failures = 0;
-  #inFlight = 0;
   #health: BulkSourceHealth = READY;
   /** Addresses whose bulk query is waiting or out, with the answer of that query. */
   readonly #asking = new Map<string, Promise<Map<string, CymruOutcome>>>();
@@ -57,7 +49,8 @@ export class CymruClient implements BulkAsnSource {
   constructor(options: CymruOptions) {
     this.#options = options;
     this.#clock = options.clock ?? systemClock;
-    this.#limit = pLimit(options.maxConnections);
+    const { host, port, timeoutMs, maxConnections } = options;
+    this.#connections = new CymruConnections({ host, port, timeoutMs }, maxConnections);
   }
 
   /** Ready before any query, and after any query that got through; failing after one that never did. */
@@ -127,7 +120,12 @@ export class CymruClient implements BulkAsnSource {
 
   /** queries: bulk queries attempted (retries included); failures: attempts that failed; inFlight: open now. */
   stats(): { queries: number; failures: number; inFlight: number } {
-    return { queries: this.#queries, failures: this.#failures, inFlight: this.#inFlight };
+    return { queries: this.#queries, failures: this.#failures, inFlight: this.#connections.open() };
+  }
+
+  /** Fails the queries still waiting or out; a lookup after this answers every address with an error. */
+  close(): void {
+    this.#connections.close();
   }
 
   async #runBatch(batch: readonly string[]): Promise<Map<string, CymruOutcome>> {
@@ -139,7 +137,8 @@ export class CymruClient implements BulkAsnSource {
     for (let attempt = 0; attempt <= retries && pending.length > 0; attempt++) {
       if (attempt > 0) await this.#clock.sleep(this.#backoffMs(attempt - 1));
       const asked = pending;
-      const result = await this.#limit(() => traceCymruQuery(asked.length, attempt + 1, () => this.#query(asked)));
+      this.#queries++;
+      const result = await traceCymruQuery(asked.length, attempt + 1, () => this.#connections.query(asked));
       for (const ip of asked) {
         const asn = result.rows.get(ip);
         if (asn !== undefined) outcomes.set(ip, toOutcome(asn));
@@ -171,40 +170,5 @@ export class CymruClient implements BulkAsnSource {
   #backoffMs(retry: number): number {
     const delay = (this.#options.retryBaseDelayMs ?? DEFAULT_RETRY_BASE_DELAY_MS) * 2 ** retry;
     return delay / 2 + Math.random() * (delay / 2);
-  }
-
-  /** One TCP exchange. Never rejects: failures come back with whatever rows were complete. */
-  #query(addresses: readonly string[]): Promise<QueryResult> {
-    const { host, port, timeoutMs } = this.#options;
-    this.#queries++;
-    this.#inFlight++;
-    return new Promise((resolve) => {
-      let answer = '';
-      let failure: string | undefined;
-      const socket = connect({ host, port });
-      socket.setEncoding('utf8');
-      const timer = setTimeout(() => {
-        failure = `timed out after ${timeoutMs} ms`;
-        socket.destroy();
-      }, timeoutMs);
-      socket.on('connect', () => {
-        socket.write(`begin\nverbose\n${addresses.join('\n')}\nend\n`);
-      });
-      socket.on('data', (chunk: string) => {
-        answer += chunk;
-      });
-      socket.on('error', (error: Error) => {
-        failure ??= error.message;
-      });
-      socket.on('close', () => {
-        clearTimeout(timer);
-        this.#inFlight--;
-        // A cut-off last line could still look like a row (a truncated AS name), so only whole lines count,
-        // and an answer that stops mid-line was cut short however cleanly the connection closed.
-        const wholeLines = answer.lastIndexOf('\n') + 1;
-        if (wholeLines < answer.length) failure ??= 'the answer ended in the middle of a line';
-        resolve({ rows: parseBulkAnswer(answer.slice(0, wholeLines)), ...(failure === undefined ? {} : { failure }) });
-      });
-    });
   }
 }

@@ -12,17 +12,26 @@ import { activeTracer, failSpan, inSpan } from './spans.js';
 interface BulkAnswer {
   rows: ReadonlyMap<string, unknown>;
   failure?: string;
+  /** How long the query waited for one of the client's connections before its own opened. */
+  waitedMs: number;
 }
 
-/** `cymru.query`: one TCP exchange with Team Cymru's bulk whois, one attempt of a batch. */
+/**
+ * `cymru.query`: one attempt of a batch, from the moment it is asked for (it may first wait for a free
+ * connection, `ipenrich.cymru.wait_ms`) to the end of its TCP exchange with Team Cymru's bulk whois.
+ */
 export function traceCymruQuery<T extends BulkAnswer>(addresses: number, attempt: number, query: () => Promise<T>): Promise<T> {
   const tracer = activeTracer();
   if (tracer === undefined) return query();
   const attributes = { 'ipenrich.addresses': addresses, 'ipenrich.cymru.attempt': attempt };
-  return inSpan(tracer, 'cymru.query', attributes, query, (span, { rows, failure }) => {
+  return inSpan(tracer, 'cymru.query', attributes, query, (span, { rows, failure, waitedMs }) => {
     // An exchange that ends cleanly without one row is failed too: the client asks those addresses again.
     const reason = failure ?? (rows.size === 0 && addresses > 0 ? 'no parseable row in the answer' : undefined);
-    span.setAttributes({ 'ipenrich.cymru.rows': rows.size, 'ipenrich.cymru.outcome': reason === undefined ? 'ok' : 'failed' });
+    span.setAttributes({
+      'ipenrich.cymru.rows': rows.size,
+      'ipenrich.cymru.outcome': reason === undefined ? 'ok' : 'failed',
+      'ipenrich.cymru.wait_ms': Math.round(waitedMs * 100) / 100,
+    });
     if (reason !== undefined) failSpan(span, reason, 'cymru.failure');
   });
 }

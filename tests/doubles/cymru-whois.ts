@@ -52,6 +52,9 @@ export interface ConnectionRecord {
   /** Rows written before the answer ended (repeats included). */
   rowsWritten: number;
   startedAt: number;
+  /** When the request's `end` line arrived, and when the answer began to be written (Date.now). */
+  askedAt: number | null;
+  answeredAt: number | null;
   endedAt: number | null;
 }
 
@@ -152,6 +155,7 @@ export async function startCymruWhois(options: CymruWhoisOptions = {}): Promise<
   }
 
   function respond(socket: Socket, record: ConnectionRecord, finish: () => void): void {
+    record.answeredAt = Date.now();
     const { behaviour } = record;
     if (behaviour === 'hang') return;
     if (behaviour === 'garbage') {
@@ -186,6 +190,8 @@ export async function startCymruWhois(options: CymruWhoisOptions = {}): Promise<
       addresses: [],
       rowsWritten: 0,
       startedAt: Date.now(),
+      askedAt: null,
+      answeredAt: null,
       endedAt: null,
     };
     connections.push(record);
@@ -222,6 +228,7 @@ export async function startCymruWhois(options: CymruWhoisOptions = {}): Promise<
       const end = lines.indexOf('end');
       if (end === -1) return;
       socket.off('data', onData);
+      record.askedAt = Date.now();
       record.addresses = lines
         .slice(0, end)
         .map((line) => line.trim())

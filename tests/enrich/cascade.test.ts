@@ -100,6 +100,8 @@ class FakeCymru implements BulkAsnSource {
   stats() {
     return { queries: this.batches.length, failures: 0 };
   }
+
+  close(): void {}
 }
 
 class FakeHttpSource implements PerAddressSource<never> {

@@ -56,6 +56,7 @@ async function sources(app: FastifyInstance, overrides: AppOverrides) {
       }),
   };
   app.addHook('onClose', async () => {
+    set.cymru.close();
     await Promise.all([set.greynoise.close(), set.dshield.close()]);
   });
 
