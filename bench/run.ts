@@ -6,6 +6,8 @@
  * The matrix (README, Performance) runs each cold cell on a service booted for it; `--only` and the other
  * flags of bench/options.ts run a part of it.
  *
+ * BENCH_NODE_FLAGS='--max-semi-space-size=32' runs each service with those Node flags.
+ *
  * BENCH_CPU_PROF_DIR=<dir> runs each service with --cpu-prof, leaves its profile in a folder of its own
  * there and adds to the notes where the service's CPU went during each window.
  */
@@ -156,7 +158,9 @@ async function main(): Promise<number> {
     ENRICH_MAX_IPS: String(SETTINGS.addresses),
   };
   const profileDir = process.env.BENCH_CPU_PROF_DIR;
-  const profiled = (name: string) => (profileDir ? ['--cpu-prof', `--cpu-prof-dir=${join(profileDir, name)}`] : []);
+  // BENCH_NODE_FLAGS: V8 or Node settings to try on every service process (not on the bench's own).
+  const nodeFlags = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+  const profiled = (name: string) => [...nodeFlags, ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${join(profileDir, name)}`] : [])];
   const rows: Row[] = [];
   const notes: string[] = [];
   const { parts } = options;
@@ -244,7 +248,7 @@ async function main(): Promise<number> {
         script: 'dist/server.js',
         port: await freePort(),
         env: { ...env, ROLE: role, ENRICH_MAX_IPS: String(SETTINGS.jobAddresses) },
-        nodeFlags: dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [],
+        nodeFlags: [...nodeFlags, ...(dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [])],
         dropEnv: Object.keys(ConfigSchema.properties),
       });
       roles.push(child);
@@ -263,7 +267,7 @@ async function main(): Promise<number> {
   console.log(
     [
       ...header,
-      `service: node ${profileDir ? '--cpu-prof ' : ''}dist/server.js (built by npm run build; child processes, LOG_LEVEL=warn, Redis L1, PostgreSQL)`,
+      `service: node ${[...nodeFlags, ...(profileDir ? ['--cpu-prof'] : [])].map((flag) => `${flag} `).join('')}dist/server.js (built by npm run build; child processes, LOG_LEVEL=warn, Redis L1, PostgreSQL)`,
       `parts: ${[...parts].join(', ')}; matrix: CYMRU_MAX_CONNECTIONS ${options.cymruConnections.join('/')} × full-batch query ` +
         `${options.latenciesMs.join('/')} ms (${cymru.perAddressLatencyMs} ms of it per address), each cell on a service booted for it, ` +
         `MaxMind City only, the cold list then ${SETTINGS.matrix.cachedRepeats} cached repeats ${SETTINGS.cachedPauseMs} ms apart; ` +
