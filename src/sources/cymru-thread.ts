@@ -48,8 +48,11 @@ function pump(client: number, queue: ClientQueue): void {
       // The next query first: parsing this answer and its trip to the main thread are not on its way.
       pump(client, queue);
       if (queue.open === 0 && queue.waiting.length === 0) clients.delete(client);
-      const result: QueryResult = { rows: parseBulkAnswer(text), ...(failure === undefined ? {} : { failure }) };
-      port!.postMessage({ kind: 'answered', id: message.id, result } satisfies FromThread);
+      // On the next turn, once the new connection's request has been written.
+      setImmediate(() => {
+        const result: QueryResult = { rows: parseBulkAnswer(text), ...(failure === undefined ? {} : { failure }) };
+        port!.postMessage({ kind: 'answered', id: message.id, result } satisfies FromThread);
+      });
     });
   }
 }

@@ -78,9 +78,11 @@ const RESET_DELAY_MS = 20;
  * hextet (IPv6), so tests can predict it without a table.
  */
 export function defaultRow(ip: string): WhoisRow {
-  const address = ipaddr.parse(ip);
-  if (address.kind() === 'ipv4') {
-    const [a = 0, b = 0, c = 0] = address.toByteArray();
+  // A canonical IPv4 address is its octets: splitting it spares ipaddr.js's parser, which was half the
+  // double's CPU while answering a 10,000-address list, on the cores the service under test runs on.
+  const address = ip.includes(':') ? (ipaddr.parse(ip) as ipaddr.IPv6) : undefined;
+  if (!address) {
+    const [a = 0, b = 0, c = 0] = ip.split('.').map(Number);
     return {
       asns: [1000 + a],
       prefix: `${a}.${b}.${c}.0/24`,
@@ -90,7 +92,7 @@ export function defaultRow(ip: string): WhoisRow {
       name: `FAKE-AS${1000 + a}, US`,
     };
   }
-  const [h0 = 0, h1 = 0] = (address as ipaddr.IPv6).parts;
+  const [h0 = 0, h1 = 0] = address.parts;
   const asn = 100_000 + h0;
   return {
     asns: [asn],
@@ -154,7 +156,8 @@ export async function startCymruWhois(options: CymruWhoisOptions = {}): Promise<
     return { rows: options.reverseRows ? rows.reverse() : rows, errors };
   }
 
-  function respond(socket: Socket, record: ConnectionRecord, finish: () => void): void {
+  /** `rows` were made when the request was read: the query latency is the server's time to make them. */
+  function respond(socket: Socket, record: ConnectionRecord, finish: () => void, { rows, errors }: ReturnType<typeof rowsFor>): void {
     record.answeredAt = Date.now();
     const { behaviour } = record;
     if (behaviour === 'hang') return;
@@ -163,7 +166,6 @@ export async function startCymruWhois(options: CymruWhoisOptions = {}): Promise<
       finish();
       return;
     }
-    const { rows, errors } = rowsFor(record.addresses);
     if (typeof behaviour === 'object') {
       const sent = rows.slice(0, behaviour.resetAfterRows);
       record.rowsWritten = sent.length;
@@ -233,8 +235,9 @@ export async function startCymruWhois(options: CymruWhoisOptions = {}): Promise<
         .slice(0, end)
         .map((line) => line.trim())
         .filter((line) => line !== '' && line !== 'begin' && line !== 'verbose');
-      const delay = (options.queryLatencyMs ?? 0) + (options.perAddressLatencyMs ?? 0) * record.addresses.length;
-      timer = setTimeout(() => respond(socket, record, finish), delay);
+      const due = performance.now() + (options.queryLatencyMs ?? 0) + (options.perAddressLatencyMs ?? 0) * record.addresses.length;
+      const answer = rowsFor(record.addresses);
+      timer = setTimeout(() => respond(socket, record, finish, answer), Math.max(0, due - performance.now()));
     };
     socket.on('data', onData);
   });
