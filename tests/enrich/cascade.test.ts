@@ -237,6 +237,26 @@ describe('Enricher', () => {
     expect(store.records.get('8.8.8.8')?.sources.cymru?.status).toBe('ok');
   });
 
+  it('ends a streamed answer without waiting for the L1 write, and waits for that write when closed', async () => {
+    const { l1, enricher, clock } = setUp();
+    let release = () => {};
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const written: string[] = [];
+    l1.setMany = async (records) => {
+      await released;
+      written.push(...records.map((record) => record.ip));
+    };
+    await enricher.enrich({ inputs: ['8.8.8.8', '1.1.1.1'], deadline: clock.now() + 10_000 });
+    expect(written).toEqual([]);
+    let closed = false;
+    const closing = enricher.close().then(() => (closed = true));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(closed).toBe(false);
+    release();
+    await closing;
+    expect(written).toEqual(['8.8.8.8', '1.1.1.1']);
+  });
+
   it('fills L1 with what it read from L2', async () => {
     const { store, l1, enrich } = setUp();
     await enrich(['8.8.8.8']);
