@@ -217,8 +217,9 @@ async function streamForms(
       measured: `${ms(median(runs.map((r) => r.ms)))} (${ms(Math.min(...runs.map((r) => r.ms)))}–${ms(Math.max(...runs.map((r) => r.ms)))})`,
       bound: ms((records / target) * 1000),
       value: perSecond(rate, 'records'),
-      target: `>= ${perSecond(target, 'records')}`,
-      pass: rate >= target && wrong === 0,
+      // The issue's target is NDJSON's; CSV is shown beside it, failing only for a wrong line count.
+      target: label === 'NDJSON' ? `>= ${perSecond(target, 'records')}` : '-',
+      pass: label === 'NDJSON' ? rate >= target && wrong === 0 : wrong === 0 ? undefined : false,
     });
     notes.push(
       `9: ${label}: runs ${runs.map((r) => r.ms.toFixed(0)).join(', ')} ms (${rates.map((r) => perSecond(r)).join(', ')}), ` +
