@@ -4,6 +4,7 @@
  * the next query leaves the moment one closes, however busy the main thread is with the answers.
  */
 import { parentPort } from 'node:worker_threads';
+import pLimit, { type LimitFunction } from 'p-limit';
 import { exchange, type ExchangeTarget, type QueryResult } from './cymru-exchange.js';
 import { parseBulkAnswer } from './cymru-parser.js';
 
@@ -29,42 +30,32 @@ export type FromThread =
   | { kind: 'opened'; id: number; waitedMs: number }
   | { kind: 'answered'; id: number; result: QueryResult };
 
-interface ClientQueue {
-  open: number;
-  waiting: Array<{ message: QueryMessage; at: number }>;
-}
-
 const port = parentPort;
 if (!port) throw new Error('cymru-thread.ts runs as a worker thread');
-const clients = new Map<number, ClientQueue>();
-
-function pump(client: number, queue: ClientQueue): void {
-  while (queue.waiting.length > 0 && queue.open < (queue.waiting[0]?.message.maxConnections ?? 0)) {
-    const { message, at } = queue.waiting.shift()!;
-    queue.open += 1;
-    port!.postMessage({ kind: 'opened', id: message.id, waitedMs: performance.now() - at } satisfies FromThread);
-    void exchange(message.target, message.addresses).then(({ text, failure }) => {
-      queue.open -= 1;
-      // The next query first: parsing this answer and its trip to the main thread are not on its way.
-      pump(client, queue);
-      if (queue.open === 0 && queue.waiting.length === 0) clients.delete(client);
-      // On the next turn, once the new connection's request has been written.
-      setImmediate(() => {
-        const result: QueryResult = { rows: parseBulkAnswer(text), ...(failure === undefined ? {} : { failure }) };
-        port!.postMessage({ kind: 'answered', id: message.id, result } satisfies FromThread);
-      });
-    });
-  }
-}
+/** Each client's queue, with its connection limit. */
+const clients = new Map<number, LimitFunction>();
 
 port.on('message', (message: ToThread) => {
   if (message.kind === 'drop') {
-    const queue = clients.get(message.client);
-    if (queue) queue.waiting.length = 0;
+    clients.get(message.client)?.clearQueue();
+    clients.delete(message.client);
     return;
   }
-  let queue = clients.get(message.client);
-  if (!queue) clients.set(message.client, (queue = { open: 0, waiting: [] }));
-  queue.waiting.push({ message, at: performance.now() });
-  pump(message.client, queue);
+  const { client, id, target, addresses, maxConnections } = message;
+  let limit = clients.get(client);
+  if (!limit) clients.set(client, (limit = pLimit(maxConnections)));
+  const queued = performance.now();
+  const queue = limit;
+  void queue(() => {
+    port.postMessage({ kind: 'opened', id, waitedMs: performance.now() - queued } satisfies FromThread);
+    return exchange(target, addresses);
+  }).then(({ text, failure }) => {
+    // p-limit has opened the next query's connection by now; this answer is parsed on the next turn, once that
+    // query's request has been written, and its trip to the main thread is not on the next query's way either.
+    if (queue.activeCount === 0 && queue.pendingCount === 0 && clients.get(client) === queue) clients.delete(client);
+    setImmediate(() => {
+      const result: QueryResult = { rows: parseBulkAnswer(text), ...(failure === undefined ? {} : { failure }) };
+      port.postMessage({ kind: 'answered', id, result } satisfies FromThread);
+    });
+  });
 });
