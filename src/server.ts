@@ -11,6 +11,12 @@ import { scrubber } from './plugins/app/logger.js';
 // later cached lookup were then born old, and only full collections reclaimed them: npm run bench
 // measured GET /ip/:addr at 39-41 µs of CPU per request with it and 29-31 µs without, p99 3 ms and 1 ms.
 setFlagsFromString('--no-allocation-site-pretenuring');
+// V8 lets the old generation grow by a factor it picks from its own speed (up to 4x the live size) before it
+// collects it again. A list asked again and again leaves ~3 MB there each time (what was alive when a young
+// collection ran), so after a cold list the RSS climbed by 20+ MB over ten cached repeats before a full
+// collection came. A fixed 30% bounds that, at the cost of more frequent (incremental, mostly concurrent)
+// full collections: npm run bench measured the same cold and cached times with it.
+setFlagsFromString('--heap-growing-percent=30');
 
 let config: Config;
 try {
