@@ -278,6 +278,21 @@ describe('CymruClient', () => {
     expect(cymru.stats()).toEqual({ queries: 2, failures: 1, inFlight: 0 });
   });
 
+  it('fails the queries still waiting or out at once when closed, rather than at their timeout', async () => {
+    const double = await whois({ behaviour: () => 'hang' });
+    const cymru = client(double, { batchSize: 2, maxConnections: 1, timeoutMs: 10_000, retries: 1 });
+    const lookup = cymru.lookup(addresses(4));
+    await vi.waitFor(() => expect(double.connections).toHaveLength(1));
+    const started = performance.now();
+    cymru.close();
+    const results = await lookup;
+    expect(performance.now() - started).toBeLessThan(2_000);
+    expect([...results.values()]).toEqual(
+      Array(4).fill({ status: 'error', error: 'Team Cymru bulk query failed: the Team Cymru client is closed' }),
+    );
+    expect(double.connections).toHaveLength(1);
+  });
+
   it('marks the batch an error after the retries when the connection is refused', async () => {
     const closed = await startCymruWhois();
     await closed.close();
