@@ -42,10 +42,9 @@ port.on('message', (message: ToThread) => {
     return;
   }
   const { client, id, target, addresses, maxConnections } = message;
-  let limit = clients.get(client);
-  if (!limit) clients.set(client, (limit = pLimit(maxConnections)));
+  const queue = clients.get(client) ?? pLimit(maxConnections);
+  clients.set(client, queue);
   const queued = performance.now();
-  const queue = limit;
   void queue(() => {
     port.postMessage({ kind: 'opened', id, waitedMs: performance.now() - queued } satisfies FromThread);
     return exchange(target, addresses);
