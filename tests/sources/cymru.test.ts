@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../support/manual-clock.js';
 import type { Asn, SourceOutcome } from '../../src/record/model.js';
 import { CymruClient, type CymruOptions } from '../../src/sources/cymru.js';
+import { CymruConnections } from '../../src/sources/cymru-connections.js';
 import { parseBulkAnswer } from '../../src/sources/cymru-parser.js';
 import {
   defaultRow,
@@ -276,6 +277,20 @@ describe('CymruClient', () => {
     for (const ip of answered?.addresses ?? []) expect(results.get(ip)).toEqual(expectedOk(ip));
     await double.idle();
     expect(cymru.stats()).toEqual({ queries: 2, failures: 1, inFlight: 0 });
+  });
+
+  it('says how long a query waited for a free connection before its own opened', async () => {
+    const double = await whois({ queryLatencyMs: 150 });
+    const connections = new CymruConnections({ host: double.host, port: double.port, timeoutMs: 5_000 }, 1);
+    try {
+      const [first, second] = await Promise.all([connections.query(addresses(2, 11)), connections.query(addresses(2, 12))]);
+      expect(first.failure).toBeUndefined();
+      expect(first.waitedMs).toBeLessThan(100);
+      expect(second.waitedMs).toBeGreaterThanOrEqual(140);
+      expect(second.rows.size).toBe(2);
+    } finally {
+      connections.close();
+    }
   });
 
   it('fails the queries still waiting or out at once when closed, rather than at their timeout', async () => {

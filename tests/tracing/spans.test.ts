@@ -76,6 +76,7 @@ describe('the trace of a POST /enrich', () => {
     const query = tree.one('cymru.query');
     expect(tree.ancestry(query)).toEqual(expect.arrayContaining(['chunk', 'enrich', 'request']));
     expect(query.attributes).toMatchObject({ 'ipenrich.addresses': 1, 'ipenrich.cymru.attempt': 1, 'ipenrich.cymru.outcome': 'ok', 'ipenrich.cymru.rows': 1 });
+    expect(query.attributes['ipenrich.cymru.wait_ms']).toBeGreaterThanOrEqual(0);
     expect(query.status.code).not.toBe(SpanStatusCode.ERROR);
 
     for (const source of ['greynoise', 'dshield']) {
