@@ -65,8 +65,8 @@ function describeFailure(error: unknown): string {
 
 /**
  * One upstream spoken to over keep-alive HTTP: every attempt goes through its admission, 429/401 are
- * reported to the limiter, and failures are retried a bounded number of times without waiting past the
- * caller's deadline.
+ * reported to the limiter, failures are retried a bounded number of times and 429s as long as the limiter
+ * admits, never waiting past the caller's deadline.
  */
 export class HttpUpstream {
   readonly #baseUrl: string;
@@ -140,13 +140,11 @@ export class HttpUpstream {
     probe: boolean,
   ): Promise<SourceOutcome<T>> {
     const { deadline, signal } = run;
-    let last: SourceOutcome<T> = { status: 'error', error: 'no attempt made' };
-    for (let attempt = 0; attempt <= this.#retries; attempt += 1) {
-      if (attempt > 0) {
-        const pause = this.#retryDelayMs * 2 ** (attempt - 1);
-        if (this.#clock.now() + pause >= deadline) break;
-        await this.#clock.sleep(pause, signal);
-      }
+    let last: SourceOutcome<T>;
+    // A 429 is no failure of the upstream and spends none of the retries: the limiter holds the next attempt
+    // until the block ends and refuses it when that is past the deadline, so a request that loses the race
+    // for a freed budget to other callers tries again for as long as its deadline allows.
+    for (let attempt = 0, failures = 0; ; attempt += 1) {
       if (this.#refused && !probe) return this.#refused;
       const pending = timeLimiterWait(this.#admission.acquire(run));
       const admission = pending instanceof Promise ? await pending : pending;
@@ -169,6 +167,8 @@ export class HttpUpstream {
       } else if (answer.statusCode === 429) {
         const blockedUntil = await this.#admission.report('limited', answer.headers['retry-after']);
         last = { status: 'rate_limited', retryAt: new Date(blockedUntil ?? this.#clock.now()).toISOString() };
+        this.#logger?.debug({ upstream: this.#baseUrl, path, attempt, retryAt: last.retryAt }, 'upstream answered 429');
+        continue;
       } else if (answer.statusCode >= 500) {
         await this.#admission.report('error');
         last = { status: 'error', error: `HTTP ${answer.statusCode}` };
@@ -181,8 +181,12 @@ export class HttpUpstream {
         last = { status: 'error', error: verdict.error };
       }
       this.#logger?.debug({ upstream: this.#baseUrl, path, attempt, outcome: last }, 'upstream attempt failed');
+      failures += 1;
+      if (failures > this.#retries) return last;
+      const pause = this.#retryDelayMs * 2 ** (failures - 1);
+      if (this.#clock.now() + pause >= deadline) return last;
+      await this.#clock.sleep(pause, signal);
     }
-    return last;
   }
 
   /**

@@ -229,6 +229,21 @@ describe('GreyNoiseSource', () => {
     expect(upstream.requests).toHaveLength(1);
   });
 
+  it('retries 429s beyond its retry count while the limiter admits, and answers rate_limited once a block outlasts the deadline', async () => {
+    const { source } = greynoise();
+    const limitedNow = () => respond.limited(0);
+    upstream.respondTo('1.1.1.1', limitedNow(), limitedNow(), limitedNow(), limitedNow(), respond.json({ ip: '1.1.1.1', noise: true }));
+    upstream.respondTo('2.2.2.2', limitedNow(), limitedNow(), limitedNow(), respond.limited(3600));
+    const started = Date.now();
+    const answered = await source.lookup(['1.1.1.1'], soon());
+    expect(answered.get('1.1.1.1')?.status).toBe('ok');
+    expect(upstream.requestsFor('1.1.1.1')).toHaveLength(5);
+    const refused = await source.lookup(['2.2.2.2'], soon());
+    expect(refused.get('2.2.2.2')).toMatchObject({ status: 'rate_limited' });
+    expect(Date.parse((refused.get('2.2.2.2') as { retryAt: string }).retryAt)).toBeGreaterThan(started + 3_599_000);
+    expect(upstream.requestsFor('2.2.2.2')).toHaveLength(4);
+  });
+
   it('retries an address after a short 429 through the limiter, within the deadline', async () => {
     const { source } = greynoise();
     upstream.respondTo('1.1.1.1', respond.limited(1), respond.json({ ip: '1.1.1.1', noise: true }));
