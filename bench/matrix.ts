@@ -49,6 +49,7 @@ export async function coldCell(service: ChildServer, cymru: CymruWhoisDouble, ce
   const { batchSize } = SETTINGS.cymru;
   const { cachedRepeats, cachedMedianOf, rssGrowthBytes } = SETTINGS.matrix;
   const name = cellName(cell);
+  cymru.prepare(ips);
   const firstConnection = cymru.connections.length;
   const cpuBefore = await service.cpuSeconds();
   const cold = await timedEnrich(service.url, { ips, sources: SOURCES });

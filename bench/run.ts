@@ -169,6 +169,7 @@ async function main(): Promise<number> {
     : [];
   const lists = routableLists([...cells.map(() => SETTINGS.addresses), SETTINGS.addresses, SETTINGS.addresses, SETTINGS.jobAddresses]);
   const [upstreamList = [], storeList = [], jobList = []] = lists.slice(cells.length);
+  upstreams.cymru.prepare([...upstreamList, ...jobList]);
 
   // Each cell of the matrix on a service of its own, booted for it, so that its peak RSS is its own and no cell
   // inherits another's heap; they share the database and Redis, and their lists are disjoint.

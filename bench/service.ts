@@ -2,6 +2,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { getStatus } from './enrich-client.js';
 
 /** A Node process serving HTTP on loopback, measured from the outside through /proc. */
 export interface ChildServer {
@@ -66,9 +67,8 @@ async function waitReady(url: string, child: ChildProcess, timeoutMs: number, ta
       throw new Error(`child exited (${child.exitCode ?? child.signalCode}) before ${url} answered:\n${tail()}`);
     }
     try {
-      const response = await fetch(url);
-      await response.arrayBuffer();
-      if (response.ok) return;
+      const status = await getStatus(url);
+      if (status >= 200 && status < 300) return;
     } catch {
       // not listening yet
     }
