@@ -1,3 +1,5 @@
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import ipaddr from 'ipaddr.js';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../support/manual-clock.js';
@@ -120,6 +122,34 @@ function expectedOk(ip: string): SourceOutcome<Asn> {
     },
   };
 }
+
+describe('the Team Cymru double', () => {
+  /** One raw bulk exchange; the banner's timestamp is dropped, since it changes from second to second. */
+  async function ask(double: CymruWhoisDouble, lines: readonly string[]): Promise<string> {
+    const socket = connect({ host: double.host, port: double.port });
+    socket.setEncoding('utf8');
+    let answer = '';
+    socket.on('data', (chunk: string) => (answer += chunk));
+    socket.write(`begin\nverbose\n${lines.join('\n')}\nend\n`);
+    await once(socket, 'close');
+    return answer.split('\n').slice(1).join('\n');
+  }
+
+  it('answers addresses whose rows it formatted ahead exactly as it answers them on the spot', async () => {
+    const table = new Map([['198.51.100.7', { asns: [64500], prefix: '198.51.100.0/24', country: 'NL', registry: 'ripencc', allocated: '2010-01-01', name: 'TABLED, NL' }]]);
+    const double = await startCymruWhois({ table, notFound: ['45.93.1.9'], repeatRows: true });
+    try {
+      const lines = ['8.8.8.8', '2001:4860::8888', '10.0.0.1', '198.51.100.7', '45.93.1.9', 'not-an-address'];
+      const onTheSpot = await ask(double, lines);
+      double.prepare(lines);
+      expect(await ask(double, lines)).toBe(onTheSpot);
+      expect(onTheSpot.split('\n').filter((line) => line.startsWith('1008 '))).toHaveLength(2);
+      expect(onTheSpot).toContain('Error: no ASN or IP match on line 8.');
+    } finally {
+      await double.close();
+    }
+  });
+});
 
 describe('CymruClient', () => {
   const doubles: CymruWhoisDouble[] = [];
