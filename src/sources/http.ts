@@ -144,7 +144,7 @@ export class HttpUpstream {
     // A 429 is no failure of the upstream and spends none of the retries: the limiter holds the next attempt
     // until the block ends and refuses it when that is past the deadline, so a request that loses the race
     // for a freed budget to other callers tries again for as long as its deadline allows.
-    for (let attempt = 0, failures = 0; ; attempt += 1) {
+    for (let attempt = 0, failures = 0, unblocked = 0; ; attempt += 1) {
       if (this.#refused && !probe) return this.#refused;
       const pending = timeLimiterWait(this.#admission.acquire(run));
       const admission = pending instanceof Promise ? await pending : pending;
@@ -168,6 +168,12 @@ export class HttpUpstream {
         const blockedUntil = await this.#admission.report('limited', answer.headers['retry-after']);
         last = { status: 'rate_limited', retryAt: new Date(blockedUntil ?? this.#clock.now()).toISOString() };
         this.#logger?.debug({ upstream: this.#baseUrl, path, attempt, retryAt: last.retryAt }, 'upstream answered 429');
+        // An upstream that asks for no wait at all (`Retry-After: 0`) is not asked again at the full rate:
+        // the attempt waits the growing pause of a failed one.
+        if (blockedUntil === undefined) {
+          unblocked += 1;
+          if (!(await this.#paused(unblocked, deadline, signal))) return last;
+        }
         continue;
       } else if (answer.statusCode >= 500) {
         await this.#admission.report('error');
@@ -182,11 +188,16 @@ export class HttpUpstream {
       }
       this.#logger?.debug({ upstream: this.#baseUrl, path, attempt, outcome: last }, 'upstream attempt failed');
       failures += 1;
-      if (failures > this.#retries) return last;
-      const pause = this.#retryDelayMs * 2 ** (failures - 1);
-      if (this.#clock.now() + pause >= deadline) return last;
-      await this.#clock.sleep(pause, signal);
+      if (failures > this.#retries || !(await this.#paused(failures, deadline, signal))) return last;
     }
+  }
+
+  /** Waits the pause before the nth repeat of an attempt; false, without waiting, when it would end past the deadline. */
+  async #paused(nth: number, deadline: number, signal: AbortSignal | undefined): Promise<boolean> {
+    const pause = this.#retryDelayMs * 2 ** (nth - 1);
+    if (this.#clock.now() + pause >= deadline) return false;
+    await this.#clock.sleep(pause, signal);
+    return true;
   }
 
   /**

@@ -237,7 +237,10 @@ describe('GreyNoiseSource', () => {
     const started = Date.now();
     const answered = await source.lookup(['1.1.1.1'], soon());
     expect(answered.get('1.1.1.1')?.status).toBe('ok');
-    expect(upstream.requestsFor('1.1.1.1')).toHaveLength(5);
+    const asked = upstream.requestsFor('1.1.1.1').map((request) => request.at);
+    expect(asked).toHaveLength(5);
+    // Retry-After: 0 holds nothing in the limiter, so each repeat waits the growing pause (10 ms, doubling).
+    for (let k = 1; k < asked.length; k++) expect(asked[k]! - asked[k - 1]!).toBeGreaterThanOrEqual(10 * 2 ** (k - 1) - 1);
     const refused = await source.lookup(['2.2.2.2'], soon());
     expect(refused.get('2.2.2.2')).toMatchObject({ status: 'rate_limited' });
     expect(Date.parse((refused.get('2.2.2.2') as { retryAt: string }).retryAt)).toBeGreaterThan(started + 3_599_000);
