@@ -31,7 +31,9 @@ describe('when the database goes away', () => {
 });
 
 describe('when the database stops answering', () => {
-  const TIMEOUT_MS = 500;
+  // Well above what a query takes on a loaded CI machine: at 500 ms the first request, before the freeze,
+  // once timed out while the other test files ran beside it.
+  const TIMEOUT_MS = 1500;
   let database: TestDatabase;
   let proxy: TcpProxy;
   let harness: Harness;
@@ -48,7 +50,7 @@ describe('when the database stops answering', () => {
 
   /** A hung request fails here, far above TIMEOUT_MS, rather than at the test's own timeout. */
   async function ask(method: 'GET' | 'POST', url: string, payload?: object): Promise<LightMyRequestResponse> {
-    const ms = 5000;
+    const ms = 4 * TIMEOUT_MS;
     let timer: NodeJS.Timeout | undefined;
     const hung = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`${method} ${url} got no answer within ${ms} ms`)), ms);

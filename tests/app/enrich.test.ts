@@ -275,7 +275,8 @@ describe('the streamed answer of POST /enrich', () => {
     url.port = String(proxy.port);
     const failing = await startHarness({
       database,
-      config: { DATABASE_URL: url.toString(), DATABASE_TIMEOUT_MS: 300, CYMRU_BATCH_SIZE: 2, CYMRU_MAX_CONNECTIONS: 1 },
+      // The timeout is far above what a query takes on a loaded machine, so that only the freeze can fail one.
+      config: { DATABASE_URL: url.toString(), DATABASE_TIMEOUT_MS: 1500, CYMRU_BATCH_SIZE: 2, CYMRU_MAX_CONNECTIONS: 1 },
       cymru: { queryLatencyMs: 300 },
     });
     try {
