@@ -1,4 +1,5 @@
 import type { RecordCache } from './tier.js';
+import { WriteBehind, type WriteBehindOptions } from './write-behind.js';
 import type { StoredRecord } from '../record/model.js';
 
 /**
@@ -9,11 +10,16 @@ import type { StoredRecord } from '../record/model.js';
  */
 export class NearTier implements RecordCache {
   readonly kind = 'redis';
+  /** The writes to the remote tier, made after the local copy holds the records (src/cache/write-behind.ts). */
+  readonly #behind: WriteBehind;
 
   constructor(
     private readonly local: RecordCache,
     private readonly remote: RecordCache,
-  ) {}
+    writes: Omit<WriteBehindOptions, 'write'>,
+  ) {
+    this.#behind = new WriteBehind({ ...writes, write: (records) => remote.setMany(records) });
+  }
 
   async getMany(ips: readonly string[]): Promise<Map<string, StoredRecord>> {
     const found = await this.local.getMany(ips);
@@ -28,11 +34,14 @@ export class NearTier implements RecordCache {
     return this.local.peek(ip);
   }
 
+  /** Resolves once the local copy holds the records; the remote write follows between requests. */
   async setMany(records: readonly StoredRecord[]): Promise<void> {
-    await Promise.all([this.local.setMany(records), this.remote.setMany(records)]);
+    await this.local.setMany(records);
+    this.#behind.enqueue(records);
   }
 
   async delete(ips: readonly string[]): Promise<number> {
+    this.#behind.forget(ips);
     const [local, remote] = await Promise.all([this.local.delete(ips), this.remote.delete(ips)]);
     return Math.max(local, remote);
   }
@@ -46,6 +55,7 @@ export class NearTier implements RecordCache {
   }
 
   async close(): Promise<void> {
+    await this.#behind.close();
     await Promise.all([this.local.close(), this.remote.close()]);
   }
 }

@@ -90,6 +90,21 @@ describe('L1 on Redis', () => {
     expect(mixed.results.slice(0, 4)).toEqual(again.results);
   });
 
+  it("writes an answer's records to Redis behind it, and never writes back an address deleted meanwhile", async () => {
+    const observer = new Redis(redis.url);
+    onTestFinished(() => void observer.quit());
+    const key = (ip: string) => `${harness.config.REDIS_KEY_PREFIX}rec:${ip}`;
+    const [kept, deleted] = list('45.90.9', 2) as [string, string];
+    await enrich(harness, { ips: [kept, deleted] });
+    // Asked at once, before the write that waits for the answer to be sent has had its turn.
+    const removal = await harness.app.inject({ method: 'DELETE', url: `/ip/${deleted}` });
+    expect(removal.statusCode).toBe(200);
+    await expect.poll(() => observer.exists(key(kept)), { timeout: 2000 }).toBe(1);
+    // The write of the first answer has been made (kept is there); it did not bring the deleted address back.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(await observer.exists(key(deleted))).toBe(0);
+  });
+
   it('keeps answering while Redis is down, and uses L1 again once it is back', async () => {
     const ips = list('45.90.2', 20);
     await enrich(harness, { ips });

@@ -54,6 +54,8 @@ function replicas(name: string, shared: () => Partial<Config>) {
       const admin = await createKey(a.app, { name: 'admin', scopes: ['admin'] });
       expect((await asKey(b.app, admin.token, { method: 'GET', url: `/ip/${ADDRESS}` })).statusCode).toBe(200);
       expect(b.app.tiers.l1.peek(ADDRESS)).toBeDefined();
+      // B writes its records to Redis behind its answers; A finds the address there once that write is done.
+      if (a.config.REDIS_URL) await eventually(async () => (await a.app.tiers.l1.getMany([ADDRESS])).has(ADDRESS), 2000);
       const asked = b.greynoise.requests.length;
 
       const deleted = await asKey(a.app, admin.token, { method: 'DELETE', url: `/ip/${ADDRESS}` });
