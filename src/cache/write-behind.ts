@@ -71,10 +71,13 @@ export class WriteBehind {
         this.#poll();
         return;
       }
-      this.#writing = this.#writeBatch().finally(() => {
-        this.#writing = undefined;
-        this.#poll();
-      });
+      // A store that fails says so itself (RedisTier logs it); the records of that batch are given up.
+      this.#writing = this.#writeBatch()
+        .catch(() => undefined)
+        .finally(() => {
+          this.#writing = undefined;
+          this.#poll();
+        });
     }, this.#options.pollMs);
     // The queue never keeps the process alive: closing writes what it holds.
     this.#timer.unref();

@@ -73,6 +73,26 @@ describe('the write-behind queue of the shared L1', () => {
     expect(written()).toEqual(['2.2.2.2@10']);
   });
 
+  it('goes on with the next batches when a write fails', async () => {
+    const written: string[] = [];
+    let calls = 0;
+    const behind = new WriteBehind({
+      write: (records) => {
+        calls += 1;
+        if (calls === 1) return Promise.reject(new Error('the store is away'));
+        written.push(...records.map((r) => r.ip));
+        return Promise.resolve();
+      },
+      busy: () => false,
+      maxDelayMs: 10_000,
+      batch: 1,
+      pollMs: 2,
+    });
+    behind.enqueue([record('1.1.1.1'), record('2.2.2.2'), record('3.3.3.3')]);
+    await until(() => written.length === 2);
+    expect(written).toEqual(['2.2.2.2', '3.3.3.3']);
+  });
+
   it('writes everything at once when closed, however busy, and takes nothing after', async () => {
     const { behind, busy, written } = queue();
     busy.now = true;
