@@ -26,7 +26,7 @@ const WRITE_BEHIND_BATCH = 250;
 const WRITE_BEHIND_POLL_MS = 5;
 
 /** L1 from the settings: Redis with a process-local copy in front, or an in-process LRU without Redis. */
-function buildL1(app: FastifyInstance, busy: () => boolean): RecordCache {
+function buildL1(app: FastifyInstance): RecordCache {
   const { config, redis } = app;
   const memory = (ttlSeconds: number) => new MemoryTier({ maxEntries: config.L1_MAX_ENTRIES, ttlMs: ttlSeconds * 1000 });
   if (!redis) {
@@ -35,15 +35,6 @@ function buildL1(app: FastifyInstance, busy: () => boolean): RecordCache {
   }
   const shared = new RedisTier(redis, { keyPrefix: config.REDIS_KEY_PREFIX, ttlSeconds: config.L1_TTL_SECONDS, logger: app.log });
   if (config.L1_LOCAL_TTL_SECONDS === 0) return shared;
-  return new NearTier(memory(Math.min(config.L1_LOCAL_TTL_SECONDS, config.L1_TTL_SECONDS)), shared, {
-    busy,
-    maxDelayMs: WRITE_BEHIND_MAX_MS,
-    batch: WRITE_BEHIND_BATCH,
-    pollMs: WRITE_BEHIND_POLL_MS,
-  });
-}
-
-async function cache(app: FastifyInstance, overrides: AppOverrides) {
   // Requests being answered, from their first byte until their last was sent (or the client went away).
   let answering = 0;
   app.addHook('onRequest', (_request, reply, done) => {
@@ -51,7 +42,16 @@ async function cache(app: FastifyInstance, overrides: AppOverrides) {
     reply.raw.once('close', () => (answering -= 1));
     done();
   });
-  const l1 = overrides.cache ?? buildL1(app, () => answering > 0);
+  return new NearTier(memory(Math.min(config.L1_LOCAL_TTL_SECONDS, config.L1_TTL_SECONDS)), shared, {
+    busy: () => answering > 0,
+    maxDelayMs: WRITE_BEHIND_MAX_MS,
+    batch: WRITE_BEHIND_BATCH,
+    pollMs: WRITE_BEHIND_POLL_MS,
+  });
+}
+
+async function cache(app: FastifyInstance, overrides: AppOverrides) {
+  const l1 = overrides.cache ?? buildL1(app);
   app.addHook('onClose', () => l1.close());
   const records = new RecordStore(app.database);
   app.readiness.add('cache', () => ({ kind: l1.kind, status: l1.health() }));
