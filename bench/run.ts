@@ -249,7 +249,7 @@ async function main(): Promise<number> {
         script: 'dist/server.js',
         port: await freePort(),
         env: { ...env, ROLE: role, ENRICH_MAX_IPS: String(SETTINGS.jobAddresses) },
-        nodeFlags: [...nodeFlags, ...(dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [])],
+        nodeFlags: profiled(`jobs-${role}`),
         dropEnv: Object.keys(ConfigSchema.properties),
       });
       roles.push(child);
