@@ -1,5 +1,6 @@
 import { rename } from 'node:fs/promises';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
@@ -103,6 +104,24 @@ describe('L1 on Redis', () => {
     // The write of the first answer has been made (kept is there); it did not bring the deleted address back.
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(await observer.exists(key(deleted))).toBe(0);
+  });
+
+  it('holds the Redis writes of an answer while another request is being answered, and makes them once it ends', async () => {
+    const observer = new Redis(redis.url);
+    onTestFinished(() => void observer.quit());
+    const key = (ip: string) => `${harness.config.REDIS_KEY_PREFIX}rec:${ip}`;
+    // A request whose body has not finished arriving is being answered all along.
+    const body = new PassThrough();
+    const held = harness.app.inject({ method: 'POST', url: '/enrich', headers: { 'content-type': 'application/json' }, payload: body });
+    body.write('{"ips":[');
+    const [ip] = list('45.90.11', 1) as [string];
+    await enrich(harness, { ips: [ip] });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await observer.exists(key(ip))).toBe(0);
+    body.end('"10.0.0.1"]}');
+    expect((await held).statusCode).toBe(200);
+    // Well before the 2 s a record waits at most: the write follows the end of the other request.
+    await expect.poll(() => observer.exists(key(ip)), { timeout: 1000, interval: 20 }).toBe(1);
   });
 
   it('keeps answering while Redis is down, and uses L1 again once it is back', async () => {
