@@ -358,8 +358,9 @@ export class Enricher {
         const cacheable = this.settle(items, request, answers !== undefined);
         await Promise.all(writes);
         answers?.flush();
-        // The process-local copy is filled at once, within this call; the end of a streamed answer does not
-        // wait for the Redis write, which was 5-10 ms of the tail of a 10,000-address list (its last chunk's).
+        // The process-local copy is filled at once, within this call, and with one Redis gets the records behind
+        // the answers (src/cache/write-behind.ts). Where Redis is the only L1 (L1_LOCAL_TTL_SECONDS=0) the end
+        // of a streamed answer still does not wait for its write: 5-10 ms of the tail of a 10,000-address list.
         const filled = this.deps.tiers.fill(cacheable);
         if (!answers) return filled;
         this.#filling.add(filled);
