@@ -1,3 +1,4 @@
+import pLimit, { type LimitFunction } from 'p-limit';
 import { chunks } from '../chunks.js';
 import type { DatabaseHandle } from './client.js';
 import { DatabaseUnavailableError } from './errors.js';
@@ -171,13 +172,50 @@ function jsonbText(rows: readonly Record<string, unknown>[]): string {
 /** Rows per statement: large lists are split so that PostgreSQL parses and writes the parts on several backends at once. */
 const CHUNK = 2500;
 
+/** Pool connections that writes leave to reads. */
+const READ_CONNECTIONS = 2;
+
 /**
  * The stored records. The schema, its migrations and the client are Prisma's; the two bulk statements of
  * the hot path run on the same pool directly, because Prisma's raw-query path spent about 300 ms per
  * 10,000-record write handling the parameter (measured by `npm run bench`), more than the write itself.
  */
 export class RecordStore {
-  constructor(private readonly database: Pick<DatabaseHandle, 'prisma' | 'pool'>) {}
+  /**
+   * Upserts running at once: all but two of the pool's connections, which are kept for reads. A cold list's
+   * chunks each write as their Team Cymru answer arrives; with every connection taken by those writes, the
+   * tier read of a later chunk waited for them, and its bulk query with it (a 10,000-address list at 8
+   * connections: one chunk's read took 675 ms behind 16 writes). Fewer writes at once than that made lists
+   * slower: PostgreSQL then got less of the CPU, and the last chunks' writes waited longer. A write waits
+   * here without holding a connection.
+   */
+  readonly #writes: LimitFunction;
+
+  constructor(private readonly database: Pick<DatabaseHandle, 'prisma' | 'pool'>) {
+    this.#writes = pLimit(Math.max(1, (database.pool.options.max ?? 10) - READ_CONNECTIONS));
+  }
+
+  /**
+   * Runs a write in its turn. The wait for a turn is bounded like the pool's wait for a connection (the
+   * database timeout): behind writes that a frozen database holds, a write gives up when a connection
+   * wait would have, and is then not sent at all, instead of queueing for a statement timeout per write ahead.
+   */
+  #inTurn<T>(write: () => Promise<T>): Promise<T> {
+    const timeoutMs = this.database.pool.options.connectionTimeoutMillis;
+    if (!timeoutMs) return this.#writes(write);
+    return new Promise<T>((resolve, reject) => {
+      let expired = false;
+      const timer = setTimeout(() => {
+        expired = true;
+        reject(new Error(`no turn to write within ${timeoutMs} ms`));
+      }, timeoutMs);
+      void this.#writes(async () => {
+        if (expired) return;
+        clearTimeout(timer);
+        await Promise.resolve().then(write).then(resolve, reject);
+      });
+    });
+  }
 
   async load(ips: readonly string[]): Promise<Map<string, StoredRecord>> {
     const found = new Map<string, StoredRecord>();
@@ -210,7 +248,9 @@ export class RecordStore {
       );
     }
     const rows = [...byIp.values()].sort((a, b) => (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : 0)).map(updateToRow);
-    await unavailableOnFailure(Promise.all(chunks(rows, CHUNK).map((part) => this.database.pool.query(UPSERT_SQL, [jsonbText(part), at]))));
+    await unavailableOnFailure(
+      Promise.all(chunks(rows, CHUNK).map((part) => this.#inTurn(() => this.database.pool.query(UPSERT_SQL, [jsonbText(part), at])))),
+    );
   }
 
   /** Deletes the records of these addresses; the addresses that had one. */

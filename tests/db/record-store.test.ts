@@ -139,3 +139,66 @@ describe('record store without its database', () => {
     }
   });
 });
+
+describe('record store with writes held up by a row lock', () => {
+  /** Holds the row of `ip` locked on a connection of its own, as a long transaction elsewhere would. */
+  async function lockRow(pool: DatabaseHandle['pool'], ip: string) {
+    const locker = await pool.connect();
+    await locker.query('BEGIN');
+    await locker.query('SELECT ip FROM ip_record WHERE ip = $1 FOR UPDATE', [ip]);
+    let held = true;
+    return async () => {
+      if (!held) return;
+      held = false;
+      await locker.query('COMMIT');
+      locker.release();
+    };
+  }
+  const update = (ip: string, number: number) => ({ ip, sources: { cymru: state(asn(number)) }, lookups: 1 });
+
+  it('still reads while as many writes wait as the pool has connections', async () => {
+    const pool = connectDatabase(testDb.url, { maxConnections: 5 });
+    const writer = new RecordStore(pool);
+    const locked = '45.201.0.1';
+    await writer.save([update(locked, 1)], new Date());
+    const unlock = await lockRow(pool.pool, locked);
+    try {
+      let written = 0;
+      const writes = [1, 2, 3, 4].map((n) => writer.save([update(locked, n), update(`45.201.1.${n}`, n)], new Date()).then(() => (written += 1)));
+      const read = await Promise.race([writer.load([locked]), new Promise<'stuck'>((resolve) => setTimeout(() => resolve('stuck'), 5000))]);
+      expect(read).not.toBe('stuck');
+      expect((read as Map<string, unknown>).has(locked)).toBe(true);
+      expect(written).toBe(0);
+      await unlock();
+      await Promise.all(writes);
+      expect((await writer.load([1, 2, 3, 4].map((n) => `45.201.1.${n}`))).size).toBe(4);
+    } finally {
+      await unlock();
+      await pool.close();
+    }
+  });
+
+  it('gives up a write waiting for its turn once a connection wait would have, not a statement timeout per write ahead', async () => {
+    const timeoutMs = 1000;
+    // Two connections: one turn to write, the other for the lock.
+    const pool = connectDatabase(testDb.url, { maxConnections: 2, timeoutMs });
+    const writer = new RecordStore(pool);
+    const locked = '45.202.0.1';
+    await writer.save([update(locked, 1)], new Date());
+    const unlock = await lockRow(pool.pool, locked);
+    try {
+      const started = performance.now();
+      const settled = await Promise.all(
+        [1, 2, 3, 4, 5, 6].map((n) => writer.save([update(locked, n)], new Date()).then(() => undefined, (error: unknown) => error)),
+      );
+      const took = performance.now() - started;
+      for (const error of settled) expect(error).toBeInstanceOf(DatabaseUnavailableError);
+      // One statement timeout, perhaps two when a waiting write got its turn just before its own wait ran out;
+      // six in a row without the bound.
+      expect(took).toBeLessThan(4 * timeoutMs);
+    } finally {
+      await unlock();
+      await pool.close();
+    }
+  });
+});
