@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
@@ -6,7 +5,8 @@ import { Agent, request } from 'undici';
 import { monotonicUs, wallWindow, type Window } from './profile.js';
 import { mb, median, ms, perSecond, type Row } from './report.js';
 import type { Upstreams } from './scenarios.js';
-import { CLOCK_TICKS, type ChildServer } from './service.js';
+import { backendCpuSeconds, cpuSince } from './cpu.js';
+import type { ChildServer } from './service.js';
 import { cymruQueryMs, SETTINGS } from './settings.js';
 
 /** Jobs answer slowly only when asked for their results, which may take a while for a big job. */
@@ -134,28 +134,6 @@ async function stream(url: string, type: string): Promise<Streamed> {
     for (let at = chunk.indexOf(10); at !== -1; at = chunk.indexOf(10, at + 1)) lines += 1;
   }
   return { ms: performance.now() - start, bytes, lines };
-}
-
-/**
- * CPU seconds used so far by the PostgreSQL backends connected to `database` (from /proc, so the machine's
- * other work does not count), by backend; a backend that exits takes its count with it.
- */
-async function backendCpuSeconds(admin: pg.Client, database: string): Promise<Map<number, number>> {
-  const { rows } = await admin.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = $1', [database]);
-  const seconds = new Map<number, number>();
-  for (const { pid } of rows) {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
-    // Fields 14 and 15 (utime, stime) after the command name, which may contain spaces.
-    const fields = stat?.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (fields) seconds.set(pid, (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS);
-  }
-  return seconds;
-}
-
-function cpuSince(before: Map<number, number>, after: Map<number, number>): number {
-  let total = 0;
-  for (const [pid, seconds] of after) total += seconds - (before.get(pid) ?? 0);
-  return total;
 }
 
 /**

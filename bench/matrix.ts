@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SOURCE_NAMES } from '../src/record/model.js';
 import type { ConnectionRecord, CymruWhoisDouble } from '../tests/doubles/cymru-whois.js';
+import { cpuSince, machineShares, machineTicks, threadSeconds } from './cpu.js';
 import { timedEnrich, type TimedAnswer } from './enrich-client.js';
 import { wallWindow } from './profile.js';
 import { mb, median, ms, perSecond } from './report.js';
@@ -15,6 +16,11 @@ export interface Cell {
 }
 
 export const cellName = (cell: Cell) => `conns ${cell.connections}, ${cell.latencyMs} ms`;
+
+/** CPU seconds so far of the PostgreSQL backends serving the service, by backend. */
+export type BackendCpu = () => Promise<Map<number, number>>;
+
+const percent = (share: number) => `${(share * 100).toFixed(0)}%`;
 
 const SOURCES = ['maxmind', 'cymru'] as const;
 
@@ -45,15 +51,29 @@ function slotGaps(connections: readonly ConnectionRecord[], slots: number): stri
  * batches and connections; (b) the same list again, cached, right after and then repeatedly; (d) the
  * service's peak RSS over all of it, and its RSS from repeat to repeat.
  */
-export async function coldCell(service: ChildServer, cymru: CymruWhoisDouble, cell: Cell, ips: readonly string[]): Promise<ScenarioResult> {
+export async function coldCell(
+  service: ChildServer,
+  cymru: CymruWhoisDouble,
+  cell: Cell,
+  ips: readonly string[],
+  backendCpu: BackendCpu,
+): Promise<ScenarioResult> {
   const { batchSize } = SETTINGS.cymru;
   const { cachedRepeats, cachedMedianOf, rssGrowthBytes } = SETTINGS.matrix;
   const name = cellName(cell);
   cymru.prepare(ips);
   const firstConnection = cymru.connections.length;
-  const cpuBefore = await service.cpuSeconds();
+  // Who used the two cores while the cold list ran, and how much of them the hypervisor took: on a shared
+  // virtual machine the same code measures far apart from hour to hour, and this says why.
+  const [threadsBefore, backendsBefore, machineBefore, benchBefore] = [await threadSeconds(service.pid), await backendCpu(), await machineTicks(), process.cpuUsage()];
   const cold = await timedEnrich(service.url, { ips, sources: SOURCES });
-  const cpu = (await service.cpuSeconds()) - cpuBefore;
+  const bench = process.cpuUsage(benchBefore);
+  const [threadsAfter, backendsAfter, machineAfter] = [await threadSeconds(service.pid), await backendCpu(), await machineTicks()];
+  const shares = machineShares(machineBefore, machineAfter);
+  const cpu =
+    `service main thread ${(threadsAfter.main - threadsBefore.main).toFixed(2)} s, its other threads ` +
+    `${(threadsAfter.others - threadsBefore.others).toFixed(2)} s, PostgreSQL ${cpuSince(backendsBefore, backendsAfter).toFixed(2)} s, ` +
+    `the bench ${((bench.user + bench.system) / 1e6).toFixed(2)} s; cores busy ${percent(shares.busy)}, stolen ${percent(shares.steal)}`;
   const batches = Math.ceil(ips.length / batchSize);
   const ideal = Math.ceil(batches / cell.connections) * cell.latencyMs;
   const wrong = cold.results.filter((r) => r.status !== 'ok' || r.sources.cymru.status !== 'ok').length;
@@ -124,7 +144,7 @@ export async function coldCell(service: ChildServer, cymru: CymruWhoisDouble, ce
     notes: [
       `a ${name}: ${connections.length} bulk queries, at most ${cymru.maxConcurrent()} at once; answers not ok: ${wrong}; ` +
         `request start -> first Cymru connection ${ms(cymruStart - cold.startedAt)}; Cymru span ${ms(cymruEnd - cymruStart)}; ` +
-        `last Cymru answer -> last byte ${ms(cold.endedAt - cymruEnd)}; service CPU ${cpu.toFixed(2)} s; response ${mb(cold.bytes)}; ` +
+        `last Cymru answer -> last byte ${ms(cold.endedAt - cymruEnd)}; CPU: ${cpu}; response ${mb(cold.bytes)}; ` +
         `per query (median/max): accept -> request read ${phase(connections, 'startedAt', 'askedAt')}, ` +
         `-> answer written ${phase(connections, 'askedAt', 'answeredAt')}, -> closed ${phase(connections, 'answeredAt', 'endedAt')}; ` +
         `close -> next query ${slotGaps(connections, cell.connections)}`,

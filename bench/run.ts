@@ -25,6 +25,7 @@ import { HttpUpstreamDouble } from '../tests/doubles/http-upstream.js';
 import { createTestDatabase } from '../tests/support/database.js';
 import { writeTestMaxMind } from '../tests/support/app.js';
 import { routableLists } from './addresses.js';
+import { backendCpuSeconds, calibrationMs } from './cpu.js';
 import { closeClient, timedEnrich } from './enrich-client.js';
 import { closeJobClient, coldJob, streamResults } from './job.js';
 import { cellName, coldCell, type Cell } from './matrix.js';
@@ -113,6 +114,7 @@ async function main(): Promise<number> {
   await redis.connect();
   cleanups.push({ what: 'close the Redis connection', run: () => redis.quit() });
   const header = await machine(redis);
+  const speedBefore = calibrationMs();
 
   const workDir = await mkdtemp(join(tmpdir(), 'ipenrich-bench-'));
   cleanups.push({ what: `remove ${workDir}`, run: () => rm(workDir, { recursive: true, force: true }) });
@@ -171,6 +173,11 @@ async function main(): Promise<number> {
   const [upstreamList = [], storeList = [], jobList = []] = lists.slice(cells.length);
   upstreams.cymru.prepare([...upstreamList, ...jobList]);
 
+  const admin = new pg.Client({ connectionString: ADMIN_DATABASE_URL });
+  await admin.connect();
+  cleanups.push({ what: 'close the PostgreSQL admin connection', run: () => admin.end() });
+  const serviceBackends = () => backendCpuSeconds(admin, serviceDb.name);
+
   // Each cell of the matrix on a service of its own, booted for it, so that its peak RSS is its own and no cell
   // inherits another's heap; they share the database and Redis, and their lists are disjoint.
   for (const [index, cell] of cells.entries()) {
@@ -191,7 +198,7 @@ async function main(): Promise<number> {
       });
       cleanups.push({ what: `stop the service of ${cellName(cell)}`, run: () => service.stop() });
       try {
-        return await coldCell(service, double, cell, lists[index]!);
+        return await coldCell(service, double, cell, lists[index]!, serviceBackends);
       } finally {
         await service.stop();
         await double.close();
@@ -268,6 +275,8 @@ async function main(): Promise<number> {
   console.log(
     [
       ...header,
+      `machine speed: a fixed JSON workload (10,000 records made and parsed, best of 5) took ${speedBefore.toFixed(0)} ms ` +
+        `before the bench and ${calibrationMs().toFixed(0)} ms after it; compare runs through it`,
       `service: node ${[...nodeFlags, ...(profileDir ? ['--cpu-prof'] : [])].map((flag) => `${flag} `).join('')}dist/server.js (built by npm run build; child processes, LOG_LEVEL=warn, Redis L1, PostgreSQL)`,
       `parts: ${[...parts].join(', ')}; matrix: CYMRU_MAX_CONNECTIONS ${options.cymruConnections.join('/')} × full-batch query ` +
         `${options.latenciesMs.join('/')} ms (${cymru.perAddressLatencyMs} ms of it per address), each cell on a service booted for it, ` +

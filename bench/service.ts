@@ -1,7 +1,8 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { statSeconds } from './cpu.js';
 import { getStatus } from './enrich-client.js';
 
 /** A Node process serving HTTP on loopback, measured from the outside through /proc. */
@@ -41,7 +42,6 @@ export interface ChildOptions {
   watch?: readonly string[];
 }
 
-export const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 const KEPT_LINES = 2000;
 
 /** A port nobody listens on right now; the child binds it a moment later. */
@@ -146,10 +146,9 @@ export async function startChild(options: ChildOptions): Promise<ChildServer> {
       }
     },
     async cpuSeconds() {
-      const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-      // The command name may hold spaces and parentheses; fields are counted after its closing one.
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+      const seconds = await statSeconds(`/proc/${pid}/stat`);
+      if (seconds === undefined) throw new Error(`${options.name} has exited`);
+      return seconds;
     },
     countLines(text) {
       if (!watched.has(text)) throw new Error(`${options.name}: lines with ${JSON.stringify(text)} are not counted`);
