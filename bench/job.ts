@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import pg from 'pg';
+import type pg from 'pg';
 import { Agent, request } from 'undici';
 import { monotonicUs, wallWindow, type Window } from './profile.js';
 import { mb, median, ms, perSecond, type Row } from './report.js';
@@ -142,21 +142,6 @@ async function stream(url: string, type: string): Promise<Streamed> {
  * with the load and the CPU per record much less.
  */
 export async function streamResults(
-  service: ChildServer,
-  jobId: string,
-  records: number,
-  databaseUrl: string,
-): Promise<{ rows: Row[]; notes: string[]; windows: Window[] }> {
-  const admin = new pg.Client({ connectionString: databaseUrl });
-  await admin.connect();
-  try {
-    return await streamForms(service, jobId, records, admin, new URL(databaseUrl).pathname.slice(1));
-  } finally {
-    await admin.end();
-  }
-}
-
-async function streamForms(
   service: ChildServer,
   jobId: string,
   records: number,

@@ -65,15 +65,16 @@ export async function coldCell(
   const firstConnection = cymru.connections.length;
   // Who used the two cores while the cold list ran, and how much of them the hypervisor took: on a shared
   // virtual machine the same code measures far apart from hour to hour, and this says why.
-  const [threadsBefore, backendsBefore, machineBefore, benchBefore] = [await threadSeconds(service.pid), await backendCpu(), await machineTicks(), process.cpuUsage()];
+  const cpuNow = async () => ({ bench: process.cpuUsage(), threads: await threadSeconds(service.pid), backends: await backendCpu(), machine: await machineTicks() });
+  const before = await cpuNow();
   const cold = await timedEnrich(service.url, { ips, sources: SOURCES });
-  const bench = process.cpuUsage(benchBefore);
-  const [threadsAfter, backendsAfter, machineAfter] = [await threadSeconds(service.pid), await backendCpu(), await machineTicks()];
-  const shares = machineShares(machineBefore, machineAfter);
+  const after = await cpuNow();
+  const shares = machineShares(before.machine, after.machine);
+  const benchSeconds = (after.bench.user + after.bench.system - before.bench.user - before.bench.system) / 1e6;
   const cpu =
-    `service main thread ${(threadsAfter.main - threadsBefore.main).toFixed(2)} s, its other threads ` +
-    `${(threadsAfter.others - threadsBefore.others).toFixed(2)} s, PostgreSQL ${cpuSince(backendsBefore, backendsAfter).toFixed(2)} s, ` +
-    `the bench ${((bench.user + bench.system) / 1e6).toFixed(2)} s; cores busy ${percent(shares.busy)}, stolen ${percent(shares.steal)}`;
+    `service main thread ${(after.threads.main - before.threads.main).toFixed(2)} s, its other threads ` +
+    `${(after.threads.others - before.threads.others).toFixed(2)} s, PostgreSQL ${cpuSince(before.backends, after.backends).toFixed(2)} s, ` +
+    `the bench ${benchSeconds.toFixed(2)} s; cores busy ${percent(shares.busy)}, stolen ${percent(shares.steal)}`;
   const batches = Math.ceil(ips.length / batchSize);
   const ideal = Math.ceil(batches / cell.connections) * cell.latencyMs;
   const wrong = cold.results.filter((r) => r.status !== 'ok' || r.sources.cymru.status !== 'ok').length;

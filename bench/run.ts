@@ -73,11 +73,8 @@ async function deleteKeys(redis: Redis, prefix: string): Promise<number> {
   return deleted;
 }
 
-async function machine(redis: Redis): Promise<string[]> {
-  const admin = new pg.Client({ connectionString: ADMIN_DATABASE_URL });
-  await admin.connect();
+async function machine(admin: pg.Client, redis: Redis): Promise<string[]> {
   const { rows } = await admin.query<{ server_version: string }>('SHOW server_version');
-  await admin.end();
   const redisVersion = /redis_version:(\S+)/.exec(await redis.info('server'))?.[1] ?? '?';
   const cores = cpus();
   const git = (...args: string[]) => execFileSync('git', args, { encoding: 'utf8' }).trim();
@@ -113,7 +110,11 @@ async function main(): Promise<number> {
   const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
   await redis.connect();
   cleanups.push({ what: 'close the Redis connection', run: () => redis.quit() });
-  const header = await machine(redis);
+  // One connection for the bench's own questions to PostgreSQL (its version, the backends' CPU).
+  const admin = new pg.Client({ connectionString: ADMIN_DATABASE_URL });
+  await admin.connect();
+  cleanups.push({ what: 'close the PostgreSQL admin connection', run: () => admin.end() });
+  const header = await machine(admin, redis);
   const speedBefore = calibrationMs();
 
   const workDir = await mkdtemp(join(tmpdir(), 'ipenrich-bench-'));
@@ -172,10 +173,6 @@ async function main(): Promise<number> {
   const lists = routableLists([...cells.map(() => SETTINGS.addresses), SETTINGS.addresses, SETTINGS.addresses, SETTINGS.jobAddresses]);
   const [upstreamList = [], storeList = [], jobList = []] = lists.slice(cells.length);
   upstreams.cymru.prepare([...upstreamList, ...jobList]);
-
-  const admin = new pg.Client({ connectionString: ADMIN_DATABASE_URL });
-  await admin.connect();
-  cleanups.push({ what: 'close the PostgreSQL admin connection', run: () => admin.end() });
   const serviceBackends = () => backendCpuSeconds(admin, serviceDb.name);
 
   // Each cell of the matrix on a service of its own, booted for it, so that its peak RSS is its own and no cell
@@ -266,7 +263,7 @@ async function main(): Promise<number> {
     const worker = await startRole('worker');
     const jobWindows = windows.length;
     const job = await scenario(rows, notes, '7 cold job 100k, maxmind+cymru', () => coldJob(api.child, worker.child, upstreams, jobList));
-    if (job) await scenario(rows, notes, '9 stream the job results', () => streamResults(api.child, job.id, jobList.length, serviceDb.url));
+    if (job) await scenario(rows, notes, '9 stream the job results', () => streamResults(api.child, job.id, jobList.length, admin, serviceDb.name));
     await Promise.all(roles.map((child) => child.stop()));
     for (const { dir } of [api, worker]) if (dir) notes.push(...(await summarizeProfile(dir, windows.slice(jobWindows))));
   }
