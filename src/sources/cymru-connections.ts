@@ -35,6 +35,8 @@ class CymruThread {
   #worker: Worker | undefined;
   readonly #pending = new Map<number, Pending>();
   readonly #opened = new Map<number, number>();
+  /** Answers arrived and not handed over yet, in order of arrival; see #handOver. */
+  readonly #arrived: Array<{ id: number; result: QueryResult }> = [];
   #nextId = 0;
   #nextClient = 0;
 
@@ -80,7 +82,8 @@ class CymruThread {
         this.#opened.set(pending.client, this.open(pending.client) + 1);
       } else {
         this.#opened.set(pending.client, this.open(pending.client) - 1);
-        this.#settle(message.id, message.result);
+        this.#arrived.push({ id: message.id, result: message.result });
+        if (this.#arrived.length === 1) setImmediate(this.#handOver);
       }
     });
     // A thread that fails or stops takes its queries with it; they fail and the next query starts a new one.
@@ -94,6 +97,19 @@ class CymruThread {
     worker.on('exit', (code) => lost(`it exited with code ${code}`));
     return worker;
   }
+
+  /**
+   * Hands over one answer per turn of the event loop. Answers the thread posted while the main thread was busy
+   * arrive together, and a MessagePort runs every message waiting for it in one callback, with the promise
+   * reactions of each: the work each answer starts (a cascade chunk's merge and write, 20-60 ms in a cold
+   * list's first chunks) then ran back to back, and the replies of Redis and PostgreSQL that other chunks
+   * waited for sat unread meanwhile (up to 650 ms at 8 connections; the next bulk queries waited with them).
+   */
+  readonly #handOver = (): void => {
+    const next = this.#arrived.shift();
+    if (next) this.#settle(next.id, next.result);
+    if (this.#arrived.length > 0) setImmediate(this.#handOver);
+  };
 
   #settle(id: number, result: QueryResult): void {
     const pending = this.#pending.get(id);

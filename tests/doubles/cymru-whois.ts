@@ -42,6 +42,8 @@ export interface CymruWhoisOptions {
   reverseRows?: boolean;
   /** Chooses the behaviour of the connection with this index (0 for the first accepted). Default: answer. */
   behaviour?: (index: number) => Behaviour;
+  /** Holds the answers until this many queries are waiting for one, then writes them all in one go. */
+  answerTogether?: number;
 }
 
 export interface ConnectionRecord {
@@ -139,6 +141,7 @@ export async function startCymruWhois(options: CymruWhoisOptions = {}): Promise<
   let answering = 0;
   let maxConcurrent = 0;
   let idleWaiters: Array<() => void> = [];
+  let held: Array<() => void> = [];
 
   /** The answer line for an address line, or undefined when the server answers it with an error. */
   function lineFor(text: string): string | undefined {
@@ -248,7 +251,16 @@ export async function startCymruWhois(options: CymruWhoisOptions = {}): Promise<
         .filter((line) => line !== '' && line !== 'begin' && line !== 'verbose');
       const due = performance.now() + (options.queryLatencyMs ?? 0) + (options.perAddressLatencyMs ?? 0) * record.addresses.length;
       const answer = rowsFor(record.addresses);
-      timer = setTimeout(() => respond(socket, record, finish, answer), Math.max(0, due - performance.now()));
+      const answerNow = () => respond(socket, record, finish, answer);
+      if (options.answerTogether !== undefined) {
+        held.push(answerNow);
+        if (held.length < options.answerTogether) return;
+        const together = held;
+        held = [];
+        timer = setTimeout(() => together.forEach((respondOne) => respondOne()), Math.max(0, due - performance.now()));
+        return;
+      }
+      timer = setTimeout(answerNow, Math.max(0, due - performance.now()));
     };
     socket.on('data', onData);
   });

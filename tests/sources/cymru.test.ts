@@ -394,6 +394,22 @@ describe('CymruClient', () => {
     expect(overlapped).toBe(false);
   });
 
+  it('hands over answers that arrive together one per turn of the event loop, so the work of one does not starve I/O', async () => {
+    const double = await whois({ answerTogether: 3 });
+    const turnsBetween: boolean[] = [];
+    let turned = true;
+    await client(double, { batchSize: 10, maxConnections: 3 }).lookupStreaming(addresses(30), (batch) => {
+      turnsBetween.push(turned);
+      turned = false;
+      setTimeout(() => (turned = true), 0);
+      // A merge and write of a long chunk: the other answers reach the process meanwhile.
+      const until = performance.now() + 100;
+      while (performance.now() < until);
+      expect(batch.size).toBe(10);
+    });
+    expect(turnsBetween).toEqual([true, true, true]);
+  });
+
   it('rejects with the callback error only once every batch is done', async () => {
     const double = await whois({ queryLatencyMs: 20 });
     const cymru = client(double, { batchSize: 5 });
