@@ -17,10 +17,15 @@ export interface TimedAnswer {
 
 const agent = new Agent({ keepAliveTimeout: 60_000, headersTimeout: 600_000, bodyTimeout: 600_000 });
 
-/** POST /enrich with the body serialized beforehand, so the time is the service's and the wire's only. */
+/**
+ * POST /enrich with the body serialized beforehand, so the time is the service's and the wire's only.
+ * `atLastByte` runs once the last byte has arrived, before the client decodes and parses the answer, and before
+ * anything the service does after answering (its Redis writes behind the answer).
+ */
 export async function timedEnrich(
   baseUrl: string,
   body: { ips: readonly string[]; sources?: readonly SourceName[]; refresh?: boolean },
+  atLastByte?: () => Promise<void>,
 ): Promise<TimedAnswer> {
   const payload = JSON.stringify(body);
   const startedAt = Date.now();
@@ -35,6 +40,7 @@ export async function timedEnrich(
   for await (const piece of response.body) pieces.push(piece as Buffer);
   const ms = performance.now() - start;
   const endedAt = Date.now();
+  await atLastByte?.();
   const raw = Buffer.concat(pieces).toString('utf8');
   if (response.statusCode !== 200) throw new Error(`POST /enrich answered ${response.statusCode}: ${raw.slice(0, 500)}`);
   const answer = JSON.parse(raw) as { results: IpRecord[]; stats: EnrichStats };

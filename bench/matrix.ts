@@ -64,11 +64,14 @@ export async function coldCell(
   cymru.prepare(ips);
   const firstConnection = cymru.connections.length;
   // Who used the two cores while the cold list ran, and how much of them the hypervisor took: on a shared
-  // virtual machine the same code measures far apart from hour to hour, and this says why.
+  // virtual machine the same code measures far apart from hour to hour, and this says why. Read again at the
+  // last byte: the client's parsing of the answer and the service's Redis writes behind it come after.
   const cpuNow = async () => ({ bench: process.cpuUsage(), threads: await threadSeconds(service.pid), backends: await backendCpu(), machine: await machineTicks() });
   const before = await cpuNow();
-  const cold = await timedEnrich(service.url, { ips, sources: SOURCES });
-  const after = await cpuNow();
+  let after!: typeof before;
+  const cold = await timedEnrich(service.url, { ips, sources: SOURCES }, async () => {
+    after = await cpuNow();
+  });
   const shares = machineShares(before.machine, after.machine);
   const benchSeconds = (after.bench.user + after.bench.system - before.bench.user - before.bench.system) / 1e6;
   const cpu =
