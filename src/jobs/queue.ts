@@ -88,6 +88,8 @@ export class JobQueue {
   readonly #ticketSeconds: number;
   #sweeper: NodeJS.Timeout | undefined;
   #workers: string[] = [];
+  /** The handlers pg-boss is running for this process; see stop. */
+  readonly #handling = new Set<Promise<unknown>>();
 
   constructor(options: QueueOptions, worker: boolean) {
     this.#log = options.log;
@@ -102,15 +104,17 @@ export class JobQueue {
     if (!worker) return;
     for (let index = 0; index < worker.concurrency; index += 1) {
       this.#workers.push(
-        await this.#boss.work<Ticket>(JOB_QUEUE, { batchSize: 1, pollingIntervalSeconds: 1 }, async ([ticket]) => {
-          if (!ticket) return;
-          const end = await worker.runSlice(ticket.data.jobId);
-          if (end.kind === 'continue') await this.enqueue(ticket.data.jobId, end.after);
-        }),
+        await this.#boss.work<Ticket>(JOB_QUEUE, { batchSize: 1, pollingIntervalSeconds: 1 }, ([ticket]) =>
+          this.#handle(async () => {
+            if (!ticket) return;
+            const end = await worker.runSlice(ticket.data.jobId);
+            if (end.kind === 'continue') await this.enqueue(ticket.data.jobId, end.after);
+          }),
+        ),
       );
     }
-    await this.#boss.work(REFRESH_QUEUE, () => worker.refresh());
-    await this.#boss.work(RETENTION_QUEUE, () => worker.purge());
+    await this.#boss.work(REFRESH_QUEUE, () => this.#handle(() => worker.refresh()));
+    await this.#boss.work(RETENTION_QUEUE, () => this.#handle(() => worker.purge()));
     if (worker.refreshSchedule === 'off') await this.#boss.unschedule(REFRESH_QUEUE);
     else {
       await this.#boss.schedule(REFRESH_QUEUE, worker.refreshSchedule, {}, { tz: 'UTC' }).catch((error: unknown) => {
@@ -137,10 +141,26 @@ export class JobQueue {
     for (const id of this.#workers) this.#boss.notifyWorker(id);
   }
 
+  /**
+   * Stops taking work and resolves once the handlers running have ended. pg-boss stops waiting for them after
+   * its timeout, and completes a job whose handler ends later with a statement it neither awaits nor catches:
+   * had the pool been closed by then, that statement's rejection would end the process.
+   */
   async stop(): Promise<void> {
     clearInterval(this.#sweeper);
     // The slices were stopped first (JobRunner.stop); what is still active is failed, which a ticket may be.
     await this.#boss.stop({ graceful: true, close: false, timeout: 1000 });
+    await Promise.allSettled([...this.#handling]);
+    // pg-boss sends its completion in the promise reactions that follow a handler's end.
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+
+  #handle<T>(handler: () => Promise<T>): Promise<T> {
+    const running = handler();
+    this.#handling.add(running);
+    const forget = () => void this.#handling.delete(running);
+    running.then(forget, forget);
+    return running;
   }
 
   async #sweep(worker: WorkerOptions): Promise<void> {
