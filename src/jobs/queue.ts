@@ -29,10 +29,13 @@ const QUEUES = [
   { name: RECORD_RETENTION_QUEUE, policy: 'short', retryLimit: 1 },
 ] as const satisfies readonly PgBoss.Queue[];
 
-/** pg-boss on the service's pool; it creates and migrates its own schema at start, under its own advisory lock. */
-function bossOn(pool: pg.Pool, worker: boolean): PgBoss {
+/**
+ * pg-boss on the service's pool; it creates and migrates its own schema at start, under its own advisory lock.
+ * `track` sees every statement it sends.
+ */
+function bossOn(pool: pg.Pool, worker: boolean, track: <T>(statement: Promise<T>) => Promise<T> = (statement) => statement): PgBoss {
   return new PgBoss({
-    db: { executeSql: (text, values) => pool.query(text, values) },
+    db: { executeSql: (text, values) => track(pool.query(text, values)) },
     migrate: true,
     supervise: worker,
     schedule: worker,
@@ -88,13 +91,13 @@ export class JobQueue {
   readonly #ticketSeconds: number;
   #sweeper: NodeJS.Timeout | undefined;
   #workers: string[] = [];
-  /** The handlers pg-boss is running for this process; see stop. */
-  readonly #handling = new Set<Promise<unknown>>();
+  /** What pg-boss is doing for this process: its statements and the handlers it runs; see stop. */
+  readonly #inFlight = new Set<Promise<unknown>>();
 
   constructor(options: QueueOptions, worker: boolean) {
     this.#log = options.log;
     this.#ticketSeconds = options.ticketSeconds;
-    this.#boss = bossOn(options.pool, worker);
+    this.#boss = bossOn(options.pool, worker, (statement) => this.#track(statement));
     this.#boss.on('error', (error) => this.#log.warn({ err: error }, 'job queue (pg-boss) error'));
   }
 
@@ -142,25 +145,31 @@ export class JobQueue {
   }
 
   /**
-   * Stops taking work and resolves once the handlers running have ended. pg-boss stops waiting for them after
-   * its timeout, and completes a job whose handler ends later with a statement it neither awaits nor catches:
-   * had the pool been closed by then, that statement's rejection would end the process.
+   * Stops taking work and resolves once nothing pg-boss started is left. Its own stop waits for the handlers
+   * running for at most its timeout, and not at all for a fetch of jobs still in flight, whose jobs then run
+   * after it; and it completes a job whose handler has ended with a statement it neither awaits nor catches.
+   * Had the pool been closed by then, that statement's rejection would end the process.
    */
   async stop(): Promise<void> {
     clearInterval(this.#sweeper);
     // The slices were stopped first (JobRunner.stop); what is still active is failed, which a ticket may be.
     await this.#boss.stop({ graceful: true, close: false, timeout: 1000 });
-    await Promise.allSettled([...this.#handling]);
-    // pg-boss sends its completion in the promise reactions that follow a handler's end.
-    await new Promise((resolve) => setImmediate(resolve));
+    while (this.#inFlight.size > 0) {
+      await Promise.allSettled([...this.#inFlight]);
+      // What follows a statement or a handler (the jobs of a fetch, a completion) starts in its promise reactions.
+      await new Promise((resolve) => setImmediate(resolve));
+    }
   }
 
   #handle<T>(handler: () => Promise<T>): Promise<T> {
-    const running = handler();
-    this.#handling.add(running);
-    const forget = () => void this.#handling.delete(running);
-    running.then(forget, forget);
-    return running;
+    return this.#track(handler());
+  }
+
+  #track<T>(work: Promise<T>): Promise<T> {
+    this.#inFlight.add(work);
+    const forget = () => void this.#inFlight.delete(work);
+    work.then(forget, forget);
+    return work;
   }
 
   async #sweep(worker: WorkerOptions): Promise<void> {
