@@ -126,17 +126,29 @@ function rowToRecord(row: Row): StoredRecord {
   return { ip: row.ip, sources: sources as StoredSources, updatedAt: toIso(row.updated_at) };
 }
 
-function updateToRow(update: RecordUpdate): Record<string, unknown> {
-  const row: Record<string, unknown> = { ip: update.ip, lookups: update.lookups };
-  for (const source of SOURCE_NAMES) {
-    const state = update.sources[source];
-    if (!state) continue;
-    row[source] = state.data;
-    row[`${source}_status`] = state.status;
-    row[`${source}_fetched_at`] = state.fetchedAt;
-    if (source === 'maxmind') row.maxmind_database = state.database ?? null;
-  }
-  return row;
+/**
+ * One row of the upsert's JSON. Every row has the same keys in the same order, so they share one hidden class
+ * and JSON.stringify takes its fast path; a source the update does not carry is left undefined, which
+ * JSON.stringify omits, and jsonb_to_recordset reads as NULL, as for a key never set.
+ */
+function updateToRow({ ip, lookups, sources: { maxmind, cymru, greynoise, dshield } }: RecordUpdate) {
+  return {
+    ip,
+    lookups,
+    maxmind: maxmind?.data,
+    maxmind_status: maxmind?.status,
+    maxmind_fetched_at: maxmind?.fetchedAt,
+    maxmind_database: maxmind ? (maxmind.database ?? null) : undefined,
+    cymru: cymru?.data,
+    cymru_status: cymru?.status,
+    cymru_fetched_at: cymru?.fetchedAt,
+    greynoise: greynoise?.data,
+    greynoise_status: greynoise?.status,
+    greynoise_fetched_at: greynoise?.fetchedAt,
+    dshield: dshield?.data,
+    dshield_status: dshield?.status,
+    dshield_fetched_at: dshield?.fetchedAt,
+  };
 }
 
 /**
@@ -161,7 +173,7 @@ const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[
  * later request too; such characters become U+FFFD. The scan costs one pass over the text, and the text is
  * made again only when it finds one.
  */
-function jsonbText(rows: readonly Record<string, unknown>[]): string {
+function jsonbText(rows: readonly object[]): string {
   const json = JSON.stringify(rows);
   if (!JSONB_REFUSES.test(json)) return json;
   return JSON.stringify(rows, (_key, value: unknown) =>

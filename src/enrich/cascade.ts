@@ -87,8 +87,12 @@ interface Work {
   plan: AddressPlan | undefined;
   outcomes: Outcomes;
   update: Partial<StoredSources>;
-  /** Sources of `update` already written, so a later write in this request carries only new answers. */
-  saved: Set<SourceName> | undefined;
+  /**
+   * Sources of `update` already written (a bit per source, by SOURCE_NAMES order), so a later write in this
+   * request carries only new answers; undefined until the first write. A number, not a Set: this lives as
+   * long as the request for every address of the list, and each object it keeps costs every scavenge.
+   */
+  saved: number | undefined;
   /** Whether this request's lookup was already counted in the stored lookup count. */
   counted: boolean;
   /** Read from L2 (not L1), so L1 is to be filled with it. */
@@ -488,11 +492,12 @@ export class Enricher {
     const updates: RecordUpdate[] = [];
     for (const item of items) {
       let sources: Partial<StoredSources> | undefined;
-      for (const [source, state] of Object.entries(item.update) as Array<[SourceName, StoredSourceState<unknown>]>) {
-        if (item.saved?.has(source)) continue;
-        (item.saved ??= new Set()).add(source);
-        sources ??= {};
-        (sources as Record<SourceName, StoredSourceState<unknown>>)[source] = state;
+      for (let bit = 0; bit < SOURCE_NAMES.length; bit++) {
+        const source = SOURCE_NAMES[bit] as SourceName;
+        const state = item.update[source];
+        if (!state || ((item.saved ?? 0) & (1 << bit)) !== 0) continue;
+        item.saved = (item.saved ?? 0) | (1 << bit);
+        (sources ??= {})[source] = state as StoredSourceState<never>;
       }
       if (!sources) continue;
       updates.push({ ip: item.ip, sources, lookups: item.counted ? 0 : 1 });

@@ -16,21 +16,25 @@ const NO_SOURCES = Object.fromEntries(
 
 const FAILED: ReadonlySet<string> = new Set(['error', 'rate_limited']);
 
+/** A report of what is stored; `database` for MaxMind's, which names the databases that answered. */
+function storedReport(status: SourceReport['status'], fetchedAt: string | null, database: string | undefined): SourceReport {
+  return database === undefined ? { status, fetchedAt } : { status, fetchedAt, database };
+}
+
 function report(source: SourceName, record: StoredRecord, outcome: SourceOutcome<unknown> | undefined): SourceReport {
   const state = record.sources[source];
   const fetchedAt = state?.fetchedAt ?? null;
-  const database = state?.database !== undefined ? { database: state.database } : {};
-  if (!outcome) return state ? { status: state.status, fetchedAt, ...database } : { status: 'skipped', fetchedAt };
+  if (!outcome) return state ? storedReport(state.status, fetchedAt, state.database) : { status: 'skipped', fetchedAt };
   switch (outcome.status) {
     case 'ok':
     case 'not_found':
-      return { status: outcome.status, fetchedAt, ...database };
+      return storedReport(outcome.status, fetchedAt, state?.database);
     case 'error':
       return { status: 'error', fetchedAt, error: outcome.error };
     case 'rate_limited':
       return { status: 'rate_limited', fetchedAt, retryAt: outcome.retryAt };
     default:
-      return { status: outcome.status, fetchedAt, ...(outcome.reason ? { error: outcome.reason } : {}) };
+      return outcome.reason ? { status: outcome.status, fetchedAt, error: outcome.reason } : { status: outcome.status, fetchedAt };
   }
 }
 
@@ -77,8 +81,14 @@ export function routableView(input: string, record: StoredRecord, outcomes: Outc
 /** Outcomes that say the same thing every time: nothing was fetched, for a reason that does not change. */
 const STATIC: ReadonlySet<string> = new Set(['skipped', 'disabled', 'unavailable', 'unsupported']);
 
-/** Serialized answers by stored record object, then by the static outcomes that shaped them. */
-const serialized = new WeakMap<StoredRecord, Map<string, string>>();
+/**
+ * Serialized answers by stored record object: those that nothing but the record shaped (the key ''), by far
+ * the most, and apart from them those that static outcomes shaped too, by those outcomes. Kept apart so that
+ * the common answer costs no Map of its own per record, which every scavenge would copy for as long as the
+ * record lives.
+ */
+const serialized = new WeakMap<StoredRecord, string>();
+const serializedWith = new WeakMap<StoredRecord, Map<string, string>>();
 
 /**
  * What, besides the record, shapes an answer: '' when nothing does; undefined when something that changes
@@ -110,11 +120,16 @@ function staticKey(outcomes: Outcomes): string | undefined {
 export function routableJson(input: string, record: StoredRecord, outcomes: Outcomes): string {
   const key = input === record.ip ? staticKey(outcomes) : undefined;
   if (key === undefined) return JSON.stringify(routableView(input, record, outcomes));
-  let byKey = serialized.get(record);
+  if (key === '') {
+    let json = serialized.get(record);
+    if (json === undefined) serialized.set(record, (json = JSON.stringify(routableView(input, record, outcomes))));
+    return json;
+  }
+  let byKey = serializedWith.get(record);
   const hit = byKey?.get(key);
   if (hit !== undefined) return hit;
   const json = JSON.stringify(routableView(input, record, outcomes));
-  if (!byKey) serialized.set(record, (byKey = new Map<string, string>()));
+  if (!byKey) serializedWith.set(record, (byKey = new Map<string, string>()));
   byKey.set(key, json);
   return json;
 }
