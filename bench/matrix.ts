@@ -3,7 +3,7 @@ import { SOURCE_NAMES } from '../src/record/model.js';
 import type { ConnectionRecord, CymruWhoisDouble } from '../tests/doubles/cymru-whois.js';
 import { cpuSince, machineShares, machineTicks, threadSeconds } from './cpu.js';
 import { timedEnrich, type TimedAnswer } from './enrich-client.js';
-import { wallWindow } from './profile.js';
+import { wallWindow, type Window } from './profile.js';
 import { mb, median, ms, perSecond } from './report.js';
 import type { ScenarioResult } from './scenarios.js';
 import type { ChildServer } from './service.js';
@@ -88,11 +88,13 @@ export async function coldCell(
   // The first repeat comes right after the cold answer, as a client asking again would; the pause between
   // later ones lets the bookkeeping write of the previous one finish, as traffic of a few lists a second would.
   const repeats: number[] = [];
+  const repeatWindows: Window[] = [];
   const rss: number[] = [];
   for (let run = 0; run < cachedRepeats; run++) {
     const answer = await timedEnrich(service.url, { ips, sources: SOURCES });
     expectCached(answer, ips, `repeat ${run + 1}`);
     repeats.push(answer.ms);
+    if (run < 2) repeatWindows.push(wallWindow(`b ${name}: repeat ${run + 1}`, answer.startedAt, answer.endedAt));
     rss.push(await service.rss());
     await sleep(SETTINGS.cachedPauseMs);
   }
@@ -110,6 +112,7 @@ export async function coldCell(
       wallWindow(`a ${name}: before the first Cymru query`, cold.startedAt, cymruStart),
       wallWindow(`a ${name}: while Cymru answers`, cymruStart, cymruEnd),
       wallWindow(`a ${name}: after the last Cymru answer`, cymruEnd, cold.endedAt),
+      ...repeatWindows,
     ],
     rows: [
       {
