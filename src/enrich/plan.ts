@@ -37,8 +37,14 @@ export interface AddressPlan {
   readonly answered: Outcomes | undefined;
 }
 
-/** The plan of nearly every cached address, shared so that planning one allocates nothing. */
-const NOTHING_DUE: AddressPlan = { maxmind: false, cymru: false, greynoise: false, dshield: false, answered: undefined };
+/**
+ * The plans that settle no outcome, one per combination of sources due, shared: planning a cached address, or
+ * a cold one of a list that asks the same sources of every address, allocates nothing, and the request keeps
+ * no object per address for it (such objects outlive a few scavenges and end as garbage in the old generation).
+ */
+const SHARED_PLANS: readonly AddressPlan[] = Array.from({ length: 16 }, (_, bits) =>
+  Object.freeze({ maxmind: (bits & 1) !== 0, cymru: (bits & 2) !== 0, greynoise: (bits & 4) !== 0, dshield: (bits & 8) !== 0, answered: undefined }),
+);
 const ASN_FROM_MAXMIND: SourceOutcome<never> = { status: 'skipped', reason: 'MaxMind knows the ASN' };
 
 /**
@@ -101,9 +107,10 @@ export function planAddress(ip: string, known: StoredRecord | undefined, context
   if (greynoise !== true && greynoise !== false) (answered ??= {}).greynoise = greynoise;
   if (dshield !== true && dshield !== false) (answered ??= {}).dshield = dshield;
 
-  const due = { greynoise: greynoise === true, dshield: dshield === true };
-  if (!maxmind && !cymru && !due.greynoise && !due.dshield && answered === undefined) return NOTHING_DUE;
-  return { maxmind, cymru, ...due, answered };
+  if (answered === undefined) {
+    return SHARED_PLANS[(maxmind ? 1 : 0) | (cymru ? 2 : 0) | (greynoise === true ? 4 : 0) | (dshield === true ? 8 : 0)] as AddressPlan;
+  }
+  return { maxmind, cymru, greynoise: greynoise === true, dshield: dshield === true, answered };
 }
 
 /** Whether a rate-limited source is due for an address (true), not needed (false), or answered without asking. */
