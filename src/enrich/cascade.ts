@@ -147,6 +147,34 @@ function addReads(into: TierStats, read: TierStats): void {
 }
 
 /**
+ * Parses inputs from `from` on until `chunkSize` distinct routable addresses not seen before are read (or the
+ * list ends), and returns where it stopped. Kept apart from the request's async body: V8 optimizes this loop
+ * by itself, and a cached list, which takes branches of that body a cold list never took, runs it in code
+ * already optimized rather than in code thrown away on the first such branch.
+ */
+function readChunk(
+  inputs: readonly string[],
+  from: number,
+  chunkSize: number,
+  into: { parsed: ParsedAddress[]; work: Map<string, Work>; fresh: Work[]; stats: EnrichStats },
+): number {
+  const { parsed, work, fresh, stats } = into;
+  let index = from;
+  for (; index < inputs.length && fresh.length < chunkSize; index++) {
+    const address = parseAddress(inputs[index] as string);
+    parsed[index] = address;
+    if (address.kind === 'invalid') stats.invalid += 1;
+    else if (address.kind === 'bogon') stats.bogon += 1;
+    else if (!work.has(address.ip)) {
+      const item = newWork(address.ip);
+      work.set(address.ip, item);
+      fresh.push(item);
+    }
+  }
+  return index;
+}
+
+/**
  * The cascade: find what the tiers hold for each address, plan what each source still has to answer,
  * ask every source in bulk, merge, persist, and answer in input order. Work for an address is done once
  * however often it appears in the list.
@@ -255,17 +283,7 @@ export class Enricher {
     let index = 0;
     while (index < inputs.length) {
       const fresh: Work[] = [];
-      for (; index < inputs.length && fresh.length < chunkSize; index++) {
-        const address = parseAddress(inputs[index] as string);
-        parsed[index] = address;
-        if (address.kind === 'invalid') stats.invalid += 1;
-        else if (address.kind === 'bogon') stats.bogon += 1;
-        else if (!work.has(address.ip)) {
-          const item = newWork(address.ip);
-          work.set(address.ip, item);
-          fresh.push(item);
-        }
-      }
+      index = readChunk(inputs, index, chunkSize, { parsed, work, fresh, stats });
       items.push(...fresh);
       if (answerable) answerable = this.answerableInProcess(fresh, state);
       if (answerable) continue;
