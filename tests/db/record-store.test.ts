@@ -44,6 +44,49 @@ describe('record store', () => {
     expect(loaded.get(ips[0]!)!.sources.greynoise).toBeNull();
   });
 
+  it('writes each source to its own columns, and an answer without data as NULL rather than the jsonb null', async () => {
+    const ip = '45.201.0.1';
+    const geo = { country: 'NL', countryName: 'Netherlands', city: null, latitude: 52.4, longitude: 4.9, accuracyRadius: 100, timezone: null };
+    const dshield = { attacks: 3, reports: 4, firstSeen: '2026-11-01', lastSeen: '2026-11-20', threatFeeds: ['blocklistde22'] };
+    await store.save(
+      [
+        {
+          ip,
+          sources: {
+            maxmind: { ...state({ geo, asn: null }, '2026-11-22T10:00:01.000Z'), database: 'GeoLite2-City 2026-11-17' },
+            cymru: { status: 'not_found', fetchedAt: '2026-11-22T10:00:02.000Z', data: null },
+            greynoise: state(notObserved, '2026-11-22T10:00:03.000Z'),
+            dshield: state(dshield, '2026-11-22T10:00:04.000Z'),
+          },
+          lookups: 3,
+        },
+      ],
+      new Date('2026-11-22T10:00:05.000Z'),
+    );
+    const { rows } = await handle.pool.query(
+      `SELECT maxmind, maxmind_status, maxmind_fetched_at, maxmind_database, cymru IS NULL AS cymru_null, cymru_status,
+              cymru_fetched_at, greynoise, greynoise_status, greynoise_fetched_at, dshield, dshield_status,
+              dshield_fetched_at, lookup_count FROM ip_record WHERE ip = $1`,
+      [ip],
+    );
+    expect(rows[0]).toEqual({
+      maxmind: { geo, asn: null },
+      maxmind_status: 'ok',
+      maxmind_fetched_at: new Date('2026-11-22T10:00:01.000Z'),
+      maxmind_database: 'GeoLite2-City 2026-11-17',
+      cymru_null: true,
+      cymru_status: 'not_found',
+      cymru_fetched_at: new Date('2026-11-22T10:00:02.000Z'),
+      greynoise: notObserved,
+      greynoise_status: 'ok',
+      greynoise_fetched_at: new Date('2026-11-22T10:00:03.000Z'),
+      dshield,
+      dshield_status: 'ok',
+      dshield_fetched_at: new Date('2026-11-22T10:00:04.000Z'),
+      lookup_count: 3,
+    });
+  });
+
   it('never overwrites a source the update does not carry, even when two writes race', async () => {
     const ip = '45.200.0.1';
     await store.save([{ ip, sources: { cymru: state(asn(1)) }, lookups: 1 }], new Date());
