@@ -143,24 +143,15 @@ function rowToRecord(row: Row): StoredRecord {
  * One row of the upsert: its values in COLUMNS order. A source the update does not carry has null in all its
  * columns, which the statement reads as "keep what is stored".
  */
-function updateToRow({ ip, lookups, sources: { maxmind, cymru, greynoise, dshield } }: RecordUpdate): unknown[] {
-  return [
-    ip,
-    maxmind ? maxmind.data : null,
-    maxmind ? maxmind.status : null,
-    maxmind ? maxmind.fetchedAt : null,
-    cymru ? cymru.data : null,
-    cymru ? cymru.status : null,
-    cymru ? cymru.fetchedAt : null,
-    greynoise ? greynoise.data : null,
-    greynoise ? greynoise.status : null,
-    greynoise ? greynoise.fetchedAt : null,
-    dshield ? dshield.data : null,
-    dshield ? dshield.status : null,
-    dshield ? dshield.fetchedAt : null,
-    maxmind ? (maxmind.database ?? null) : null,
-    lookups,
-  ];
+function updateToRow({ ip, lookups, sources }: RecordUpdate): unknown[] {
+  const row: unknown[] = [ip];
+  for (const source of SOURCE_NAMES) {
+    const state = sources[source];
+    if (state) row.push(state.data, state.status, state.fetchedAt);
+    else row.push(null, null, null);
+  }
+  row.push(sources.maxmind ? (sources.maxmind.database ?? null) : null, lookups);
+  return row;
 }
 
 /**

@@ -47,7 +47,7 @@ describe('record store', () => {
   it('writes each source to its own columns, and an answer without data as NULL rather than the jsonb null', async () => {
     const ip = '45.201.0.1';
     const geo = { country: 'NL', countryName: 'Netherlands', city: null, latitude: 52.4, longitude: 4.9, accuracyRadius: 100, timezone: null };
-    const dshield = { attacks: 3, reports: 4, firstSeen: '2026-11-01', lastSeen: '2026-11-20', threatFeeds: ['blocklistde22'] };
+    const dshield = { attacks: 3, reports: 4, firstSeen: '2026-11-01', lastSeen: '2026-11-20', threatFeeds: ['blocklistde22'], abuseContact: null };
     await store.save(
       [
         {
