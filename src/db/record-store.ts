@@ -176,7 +176,7 @@ const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[
  * later request too; such characters become U+FFFD. The scan costs one pass over the text, and the text is
  * made again only when it finds one.
  */
-function jsonbText(rows: readonly object[]): string {
+function jsonbText(rows: readonly unknown[][]): string {
   const json = JSON.stringify(rows);
   if (!JSONB_REFUSES.test(json)) return json;
   return JSON.stringify(rows, (_key, value: unknown) =>

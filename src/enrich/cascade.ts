@@ -148,9 +148,10 @@ function addReads(into: TierStats, read: TierStats): void {
 
 /**
  * Parses inputs from `from` on until `chunkSize` distinct routable addresses not seen before are read (or the
- * list ends), and returns where it stopped. Kept apart from the request's async body: V8 optimizes this loop
- * by itself, and a cached list, which takes branches of that body a cold list never took, runs it in code
- * already optimized rather than in code thrown away on the first such branch.
+ * list ends), and returns where it stopped. Kept apart from the request's async body, which runs once per
+ * request: the first cached list after a cold one meets types and branches the cold one never did, and V8
+ * throws optimized code away there (--trace-deopt); this function, called once per chunk, is optimized again
+ * within that same list, and the first repeat got faster with it (npm run bench, README Performance).
  */
 function readChunk(
   inputs: readonly string[],
